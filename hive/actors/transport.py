@@ -1,0 +1,179 @@
+"""The transport actor: the only place where hive messages meet the node.
+
+Inbound, it pumps the node port's events, turns our custom messages into verified
+:class:`~hive.protocol.wire.Received` values through the sans-I/O :class:`HiveWire`, and hands
+each to the actors that subscribed to its message class. Every other node event goes to the
+actors that subscribed to events. Outbound, actors queue :class:`Outgoing` requests; the
+transport signs, fragments and sends them.
+
+Policy for untrusted input: nothing a peer sends can stall the node's event stream. A peer
+over its rate limit, a frame the wire rejects, or a subscriber whose inbox is full each cost a
+counted, logged drop, never a wait and never a crash. Custom messages are best effort anyway;
+the protocols above recover from loss (acknowledgements, anti-entropy).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+import attrs
+import trio
+
+from hive.errors import PeerUnreachable
+from hive.node.port import CustomMessage, NodeEvent, NodeId, NodePort
+from hive.protocol.errors import ProtocolError
+from hive.protocol.messages import Message
+from hive.protocol.wire import HiveWire, Received
+from hive.ratelimit import KeyedRateLimiter
+from hive.supervisor import Inbox
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class Outgoing:
+    """Send ``message`` to a connected peer, or relay an already signed ``frame`` verbatim."""
+
+    peer_id: NodeId
+    message: Message | None = None
+    frame: bytes | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if (self.message is None) == (self.frame is None):
+            raise ValueError("Outgoing needs exactly one of message or frame")
+
+
+@attrs.define
+class TransportStats:
+    received: int = 0
+    sent: int = 0
+    fragments_sent: int = 0
+    rejected: Counter[str] = attrs.field(factory=Counter)
+    dropped: Counter[str] = attrs.field(factory=Counter)
+
+
+@attrs.frozen
+class TransportLimits:
+    # Inbound custom messages per peer: sustained rate and burst (fragments count singly).
+    peer_rate: float = 50.0
+    peer_burst: float = 400.0
+    # How often partial fragmented messages are swept.
+    expire_interval_s: float = 5.0
+
+
+class Transport:
+    """Signs, sends, receives and dispatches hive messages for one node."""
+
+    def __init__(
+        self,
+        node: NodePort,
+        wire: HiveWire,
+        *,
+        now_ms: Callable[[], int],
+        rng: random.Random,
+        limits: TransportLimits | None = None,
+        outbox_size: int = 256,
+        events_size: int = 512,
+    ) -> None:
+        self._node = node
+        self._wire = wire
+        self._now_ms = now_ms
+        self._rng = rng
+        self._limits = limits or TransportLimits()
+        self.outbox: Inbox[Outgoing] = Inbox(outbox_size)
+        self.events: Inbox[NodeEvent] = Inbox(events_size)
+        self.stats = TransportStats()
+        self._rate = KeyedRateLimiter(rate=self._limits.peer_rate, burst=self._limits.peer_burst)
+        self._by_class: dict[type[Message], list[Inbox[Received]]] = {}
+        self._event_subscribers: list[Inbox[NodeEvent]] = []
+
+    @property
+    def wire(self) -> HiveWire:
+        return self._wire
+
+    def subscribe(self, classes: Iterable[type[Message]], inbox: Inbox[Received]) -> None:
+        """Deliver received messages of these classes into ``inbox`` (wiring time only)."""
+        for cls in classes:
+            self._by_class.setdefault(cls, []).append(inbox)
+
+    def subscribe_events(self, inbox: Inbox[NodeEvent]) -> None:
+        """Deliver the node's non-message events (peers, channels, forwards) into ``inbox``."""
+        self._event_subscribers.append(inbox)
+
+    async def send(self, peer_id: NodeId, message: Message) -> None:
+        """Queue ``message`` for ``peer_id``; waits while the outbox is full."""
+        await self.outbox.send(Outgoing(peer_id, message=message))
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self._node.run_events, self.events.send_channel)
+            nursery.start_soon(self._inbound)
+            nursery.start_soon(self._outbound)
+            nursery.start_soon(self._expire)
+            task_status.started()
+
+    async def _inbound(self) -> None:
+        async for event in self.events.receive:
+            if isinstance(event, CustomMessage):
+                self._receive(event)
+            else:
+                for inbox in self._event_subscribers:
+                    self._offer(inbox, event, "event-subscriber-full")
+
+    def _receive(self, event: CustomMessage) -> None:
+        now_ms = self._now_ms()
+        if not self._rate.allow(event.peer_id, now_ms / 1000):
+            self._reject(event.peer_id, "rate-limited", "peer is over its message rate")
+            return
+        try:
+            received = self._wire.unpack(event.peer_id, event.message, now_ms)
+        except ProtocolError as exc:
+            self._reject(event.peer_id, exc.reason, str(exc))
+            return
+        if received is None:  # a fragment of a larger message; more to come
+            return
+        self.stats.received += 1
+        subscribers = self._by_class.get(type(received.message), [])
+        if not subscribers:
+            self.stats.dropped["no-subscriber"] += 1
+            log.debug("no actor handles %s", type(received.message).__name__)
+        for inbox in subscribers:
+            self._offer(inbox, received, "subscriber-full")
+
+    def _offer(self, inbox: Inbox[object], item: object, reason: str) -> None:
+        try:
+            inbox.send_nowait(item)
+        except trio.WouldBlock:
+            self.stats.dropped[reason] += 1
+            log.warning("dropped %s: %s", type(item).__name__, reason)
+
+    def _reject(self, peer_id: NodeId, reason: str, detail: str) -> None:
+        self.stats.rejected[reason] += 1
+        log.info("rejected message from %s: %s (%s)", peer_id, reason, detail)
+
+    async def _outbound(self) -> None:
+        async for out in self.outbox.receive:
+            msg_id = self._rng.getrandbits(64)
+            if out.message is not None:
+                parts = self._wire.pack(out.message, self._now_ms(), msg_id=msg_id)
+            else:
+                assert out.frame is not None
+                parts = self._wire.pack_frame(out.frame, msg_id=msg_id)
+            try:
+                for part in parts:
+                    await self._node.send_custommsg(out.peer_id, part)
+            except PeerUnreachable as exc:
+                self.stats.dropped["peer-unreachable"] += 1
+                log.info("could not send to %s: %s", out.peer_id, exc)
+                continue
+            self.stats.sent += 1
+            if len(parts) > 1:
+                self.stats.fragments_sent += len(parts)
+
+    async def _expire(self) -> None:
+        while True:
+            await trio.sleep(self._limits.expire_interval_s)
+            self._wire.expire(self._now_ms())

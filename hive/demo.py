@@ -1,0 +1,214 @@
+"""`hive demo`: a fleet of companions on the simulated network, with a live terminal view.
+
+The companions are small new nodes attached to the network built from the real mainnet graph
+(or a generated one). Each opens a few channels to well-connected nodes, connects to its fellow
+companions, and runs the full hive runtime against its simulated node. Time is trio's clock
+running ``speed`` times faster than the wall clock, so channel confirmations (ten simulated
+minutes) happen in seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import attrs
+import trio
+
+from hive.config import HiveConfig
+from hive.node.port import ChannelState
+from hive.node.sim import Graph, SimNetwork, SimNode, generate_graph, load_mainnet
+from hive.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# 2025-10-25 00:00 UTC, the graph snapshot's day: simulated time starts there.
+SIM_EPOCH_MS = 1_761_350_400_000
+
+
+@attrs.frozen
+class DemoOptions:
+    nodes: int = 5
+    graph: str = "mainnet"  # "mainnet", "generated", or a path to a describegraph .json.gz
+    seed: int = 1
+    speed: float = 60.0
+    # Simulated seconds to run; None runs until Ctrl-C.
+    duration_s: float | None = None
+    channels_per_node: int = 3
+    channel_sat: int = 2_000_000
+    onchain_sat: int = 20_000_000
+    refresh_s: float = 1.0
+    data_dir: Path | None = None
+
+
+def sim_clock_ms() -> int:
+    """Unix milliseconds on the simulated clock (trio's clock, started at the snapshot's day)."""
+    return SIM_EPOCH_MS + int(trio.current_time() * 1000)
+
+
+def load_graph(spec: str, seed: int) -> Graph:
+    if spec == "mainnet":
+        return load_mainnet(seed=seed)
+    if spec == "generated":
+        return generate_graph(200, seed=seed)
+    return load_mainnet(Path(spec), seed=seed)
+
+
+def hubs(graph: Graph, count: int) -> list[int]:
+    """The ``count`` nodes with the most public capacity, best first."""
+    totals = [0] * graph.n_nodes
+    for c in range(graph.n_channels):
+        cap = graph.capacity_sat[c]
+        totals[graph.node1[c]] += cap
+        totals[graph.node2[c]] += cap
+    return sorted(range(graph.n_nodes), key=lambda n: -totals[n])[:count]
+
+
+@attrs.define
+class Companion:
+    node: SimNode
+    runtime: Runtime
+
+
+async def run_demo(
+    options: DemoOptions, out: TextIO, *, graph: Graph | None = None
+) -> list[dict[str, Any]]:
+    """Run the demo until its duration ends or it is cancelled; returns the final statuses."""
+    if graph is None:
+        print(f"loading the {options.graph} graph ...", file=out, flush=True)
+        graph = await trio.to_thread.run_sync(load_graph, options.graph, options.seed)
+    print(f"graph: {graph.n_nodes:,} nodes, {graph.n_channels:,} channels", file=out, flush=True)
+    network = SimNetwork(graph, seed=options.seed, latency=(0.05, 0.3))
+    rng = random.Random(options.seed)
+    candidates = hubs(graph, max(30, options.channels_per_node * 2))
+    nodes = [network.add_node(f"hive-{i + 1}", options.onchain_sat) for i in range(options.nodes)]
+    with tempfile.TemporaryDirectory(prefix="hive-demo-") as tmp:
+        base = options.data_dir or Path(tmp)
+        companions = [
+            Companion(
+                node,
+                Runtime(
+                    node,
+                    HiveConfig(
+                        data_dir=base / node.alias,
+                        ping_interval_s=30.0,
+                        fleet_peers=tuple(n.node_id for n in nodes if n is not node),
+                    ),
+                    now_ms=sim_clock_ms,
+                    rng=random.Random(rng.getrandbits(64)),
+                ),
+            )
+            for node in nodes
+        ]
+        statuses: list[dict[str, Any]] = []
+        async with trio.open_nursery() as nursery:
+            await nursery.start(network.run)
+            for companion in companions:
+                await nursery.start(companion.runtime.run)
+            await _attach(nodes, graph, candidates, options, rng)
+            with trio.move_on_after(
+                options.duration_s if options.duration_s is not None else float("inf")
+            ):
+                while True:
+                    statuses = await _snapshot(companions)
+                    _show(out, render_table(statuses, trio.current_time()))
+                    await trio.sleep(options.refresh_s * options.speed)
+            statuses = await _snapshot(companions)
+            _show(out, render_table(statuses, trio.current_time()))
+            nursery.cancel_scope.cancel()
+    return statuses
+
+
+async def _attach(
+    nodes: Sequence[SimNode],
+    graph: Graph,
+    candidates: Sequence[int],
+    options: DemoOptions,
+    rng: random.Random,
+) -> None:
+    """Connect the companions to each other and open each one's first channels."""
+    for i, node in enumerate(nodes):
+        for other in nodes[i + 1 :]:
+            await node.connect(other.node_id)
+        for hub in rng.sample(list(candidates), options.channels_per_node):
+            peer = graph.node_ids[hub]
+            await node.connect(peer)
+            await node.open_channel(peer, options.channel_sat)
+
+
+async def _snapshot(companions: Sequence[Companion]) -> list[dict[str, Any]]:
+    rows = []
+    for companion in companions:
+        status = companion.runtime.status()
+        channels = await companion.node.list_channels()
+        status["channels_normal"] = sum(c.state is ChannelState.NORMAL for c in channels)
+        status["channels_opening"] = sum(c.state is ChannelState.OPENING for c in channels)
+        status["local_sat"] = sum(c.local_msat for c in channels) // 1000
+        status["onchain_sat"] = await companion.node.onchain_balance_sat()
+        rows.append(status)
+    return rows
+
+
+def render_table(statuses: Sequence[dict[str, Any]], sim_time_s: float) -> str:
+    """The fleet status table shown by `hive demo` (pure: easy to test)."""
+    header = (
+        f"{'companion':<10} {'node id':<14} {'chans':>5} {'open':>4} {'local sat':>11} "
+        f"{'on-chain':>11} {'alive':>5} {'rtt ms':>6} {'sent':>6} {'recv':>6} {'rej':>4} "
+        f"{'restarts':>8}"
+    )
+    lines = [f"hive demo - simulated time {_clock(sim_time_s)}", header, "-" * len(header)]
+    for s in statuses:
+        peers = s["peers"]
+        alive = [p for p in peers if p["last_seen_s_ago"] is not None and p["last_seen_s_ago"] < 90]
+        rtts = [p["rtt_ms"] for p in peers if p["rtt_ms"] is not None]
+        rtt = f"{sum(rtts) // len(rtts)}" if rtts else "-"
+        msgs = s["messages"]
+        restarts = sum(a["restarts"] for a in s["actors"])
+        lines.append(
+            f"{s['alias']:<10} {s['node_id'][:12] + '..':<14} {s['channels_normal']:>5} "
+            f"{s['channels_opening']:>4} {s['local_sat']:>11,} {s['onchain_sat']:>11,} "
+            f"{len(alive):>2}/{len(peers):<2} {rtt:>6} {msgs['sent']:>6} {msgs['received']:>6} "
+            f"{sum(msgs['rejected'].values()):>4} {restarts:>8}"
+        )
+    lines.append("")
+    lines.append("alive: fleet peers that answered a ping in the last 90 s.  Ctrl-C to stop.")
+    return "\n".join(lines)
+
+
+def _clock(seconds: float) -> str:
+    total = int(seconds)
+    return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
+
+
+def _show(out: TextIO, table: str) -> None:
+    if out.isatty():
+        out.write("\x1b[H\x1b[2J")
+    out.write(table + "\n")
+    out.flush()
+
+
+async def run_until_signalled(main: Callable[[], Any]) -> Any:
+    """Run ``main`` until it returns or SIGINT/SIGTERM arrives, then cancel it cleanly."""
+    result: list[Any] = []
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                async for signum in signals:
+                    print(f"\n{signal.Signals(signum).name}: stopping", file=sys.stderr)
+                    nursery.cancel_scope.cancel()
+                    return
+
+            async def body() -> None:
+                result.append(await main())
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            nursery.start_soon(body)
+    return result[0] if result else None

@@ -1,0 +1,281 @@
+"""The node port: one interface for everything the hive asks of a Lightning node.
+
+Two implementations exist: the Core Lightning front (pyln-client) and the simulated network
+(:mod:`hive.node.sim`). Nothing above this module knows which one it talks to.
+
+Conventions:
+
+* node ids are 33-byte compressed secp256k1 public keys as 66 lowercase hex characters;
+* amounts are integers, ``*_msat`` in millisatoshi and ``*_sat`` in satoshi;
+* custom messages are whole BOLT 1 messages: 2-byte big-endian type followed by the payload;
+* every failure is one of the exact types in :mod:`hive.errors`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import Protocol
+
+import attrs
+import trio
+
+NodeId = str
+
+
+class ChannelState(enum.Enum):
+    """Coarse channel life cycle, enough for the hive's decisions."""
+
+    OPENING = "opening"  # funding sent, not yet usable
+    NORMAL = "normal"  # usable for payments
+    CLOSING = "closing"  # shutdown started, not yet settled on chain
+    CLOSED = "closed"
+
+
+@attrs.frozen
+class FeePolicy:
+    base_msat: int
+    ppm: int
+
+    def fee_msat(self, amount_msat: int) -> int:
+        """Fee to forward ``amount_msat``: base + amount * ppm / 1e6, rounded down (BOLT 7)."""
+        return self.base_msat + amount_msat * self.ppm // 1_000_000
+
+
+@attrs.frozen
+class NodeInfo:
+    node_id: NodeId
+    alias: str
+    version: str
+    network: str
+    blockheight: int
+
+
+@attrs.frozen
+class PeerView:
+    node_id: NodeId
+    connected: bool
+    # The feature bits the peer sent in its BOLT 1 init message, as big-endian bytes.
+    features: bytes = b""
+
+
+@attrs.frozen
+class ChannelView:
+    peer_id: NodeId
+    short_channel_id: str | None
+    state: ChannelState
+    capacity_msat: int
+    # What we could send now (to_us), and what the peer could send to us.
+    local_msat: int
+    remote_msat: int
+    # What we charge to forward out through this channel.
+    our_fee: FeePolicy
+
+
+@attrs.frozen
+class PublicChannel:
+    """One channel as the public gossip graph shows it."""
+
+    short_channel_id: str
+    source: NodeId
+    destination: NodeId
+    capacity_msat: int
+    fee: FeePolicy
+    active: bool
+
+
+@attrs.frozen
+class NodeAnnouncement:
+    node_id: NodeId
+    alias: str
+    # Feature bits announced in the node_announcement, big-endian bytes.
+    features: bytes
+    addresses: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class RouteHop:
+    """One hop: the channel taken and the node reached through it."""
+
+    node_id: NodeId
+    short_channel_id: str
+    # Amount this hop's node receives (forwards on, or keeps at the last hop).
+    amount_msat: int
+    delay: int
+
+
+@attrs.frozen
+class Route:
+    hops: tuple[RouteHop, ...]
+
+    @property
+    def amount_msat(self) -> int:
+        """Amount delivered to the destination."""
+        return self.hops[-1].amount_msat
+
+    @property
+    def fee_msat(self) -> int:
+        """Total fee paid to the forwarding nodes."""
+        return self.hops[0].amount_msat - self.hops[-1].amount_msat
+
+    @property
+    def destination(self) -> NodeId:
+        return self.hops[-1].node_id
+
+
+@attrs.frozen
+class PaymentResult:
+    payment_hash: str
+    amount_msat: int
+    fee_msat: int
+    route: Route
+
+
+@attrs.frozen
+class OpenResult:
+    peer_id: NodeId
+    amount_sat: int
+    txid: str
+    onchain_fee_sat: int
+
+
+# ---------------------------------------------------------------------------------------------
+# Events the node reports.
+
+
+@attrs.frozen
+class CustomMessage:
+    """A custom message from a connected peer; ``peer_id`` is authenticated by BOLT 8."""
+
+    peer_id: NodeId
+    message: bytes
+
+
+@attrs.frozen
+class PeerConnected:
+    peer_id: NodeId
+    features: bytes = b""
+
+
+@attrs.frozen
+class PeerDisconnected:
+    peer_id: NodeId
+
+
+@attrs.frozen
+class ChannelOpened:
+    peer_id: NodeId
+    funding_msat: int
+    # True when we funded it.
+    ours: bool
+
+
+@attrs.frozen
+class ChannelStateChanged:
+    peer_id: NodeId
+    short_channel_id: str | None
+    old_state: ChannelState | None
+    new_state: ChannelState
+
+
+@attrs.frozen
+class Forwarded:
+    in_channel: str
+    out_channel: str
+    in_msat: int
+    out_msat: int
+    settled: bool
+
+    @property
+    def fee_msat(self) -> int:
+        return self.in_msat - self.out_msat
+
+
+NodeEvent = (
+    CustomMessage
+    | PeerConnected
+    | PeerDisconnected
+    | ChannelOpened
+    | ChannelStateChanged
+    | Forwarded
+)
+
+
+class NodePort(Protocol):
+    """What the hive asks of a Lightning node."""
+
+    async def get_info(self) -> NodeInfo: ...
+
+    async def list_peers(self) -> Sequence[PeerView]: ...
+
+    async def list_channels(self) -> Sequence[ChannelView]:
+        """Our own channels, with balances."""
+        ...
+
+    async def list_public_channels(self, node_id: NodeId) -> Sequence[PublicChannel]:
+        """The channels the public graph shows with ``node_id`` as their source."""
+        ...
+
+    async def get_node_announcement(self, node_id: NodeId) -> NodeAnnouncement | None: ...
+
+    async def onchain_balance_sat(self) -> int:
+        """Confirmed on-chain funds available for opens."""
+        ...
+
+    async def connect(
+        self, node_id: NodeId, host: str | None = None, port: int | None = None
+    ) -> None:
+        """Connect to a peer (no channel needed); raises PeerUnreachable when it fails."""
+        ...
+
+    async def send_custommsg(self, peer_id: NodeId, message: bytes) -> None:
+        """Send one BOLT 1 message; best effort: success does not mean delivered."""
+        ...
+
+    async def run_events(
+        self,
+        send: trio.MemorySendChannel[NodeEvent],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Deliver the node's events into ``send`` until cancelled."""
+        ...
+
+    async def open_channel(self, peer_id: NodeId, amount_sat: int) -> OpenResult: ...
+
+    async def set_fee_policy(self, peer_id: NodeId, policy: FeePolicy) -> None:
+        """Set what we charge to forward out through our channels with ``peer_id``."""
+        ...
+
+    async def find_route(
+        self,
+        destination: NodeId,
+        amount_msat: int,
+        *,
+        exclude_channels: Sequence[str] = (),
+    ) -> Route:
+        """A route from us to ``destination``; raises RouteNotFound."""
+        ...
+
+    async def find_circular_route(
+        self, out_peer: NodeId, in_peer: NodeId, amount_msat: int
+    ) -> Route:
+        """A route that leaves through our channel with ``out_peer`` and comes back to us
+        through our channel with ``in_peer``; raises RouteNotFound."""
+        ...
+
+    async def pay_route(self, route: Route) -> PaymentResult:
+        """Pay along ``route``; a route ending at ourselves is a circular rebalance.
+        Raises PaymentFailed."""
+        ...
+
+    async def sign_message(self, text: str) -> str:
+        """Sign with the node key in Lightning's signmessage format (zbase32)."""
+        ...
+
+    async def check_message(self, text: str, zbase: str, node_id: NodeId) -> bool: ...
+
+    async def set_open_ignored(self, peer_id: NodeId, ignored: bool, reason: str) -> None:
+        """Stop (or resume) considering ``peer_id`` for channel opens, including telling
+        other automation such as CLBOSS where it runs."""
+        ...

@@ -1,0 +1,175 @@
+"""The companion runtime: builds one node's actors, wires their channels, supervises them.
+
+One :class:`Runtime` serves one Lightning node, whichever implementation of the node port it is
+given (the CLN front or a simulated node). ``run`` blocks until cancelled; cancelling it (Ctrl-C,
+SIGTERM, lightningd's shutdown) ends every actor, because every actor lives in the nursery that
+``run`` owns.
+
+Wiring (all channels bounded, each receive side owned by exactly one actor)::
+
+    node port --events--> transport --Received(Ping, Pong)--> liveness
+                              ^                                  |
+                              +-------------- outbox ------------+
+
+Supervision policy (see ARCHITECTURE.md): transport and liveness restart with backoff on
+transient errors (the node's RPC timing out, a peer vanishing); any other exception is a bug
+and brings the runtime down with its original traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import trio
+
+from hive import keys
+from hive.actors.liveness import Liveness
+from hive.actors.transport import Transport
+from hive.commands import Command, CommandError, JsonDict
+from hive.config import HiveConfig
+from hive.errors import TransientError
+from hive.node.port import NodeInfo, NodePort
+from hive.protocol.wire import HiveWire
+from hive.supervisor import Backoff, Supervisor
+
+log = logging.getLogger(__name__)
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Runtime:
+    """One companion: its identity, its actors and its operator commands."""
+
+    def __init__(
+        self,
+        node: NodePort,
+        config: HiveConfig,
+        *,
+        now_ms: Callable[[], int] = wall_clock_ms,
+        rng: random.Random | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.node = node
+        self.config = config
+        self._now_ms = now_ms
+        self._rng = rng or random.Random()
+        self._backoff = backoff or Backoff()
+        self._supervisor: Supervisor | None = None
+        self.info: NodeInfo | None = None
+        self.transport: Transport | None = None
+        self.liveness: Liveness | None = None
+        self.ready = trio.Event()
+
+    # ------------------------------------------------------------------------------------------
+    # Life cycle
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        signing_key = await trio.to_thread.run_sync(keys.load_or_create, self.config.data_dir)
+        self.info = await self._node_info()
+        # Sequence numbers stay monotonic across restarts without a disk write per message:
+        # microseconds since the epoch always exceed the previous run's last sequence number
+        # unless that run sent more than a million messages per second (docs/PROTOCOL.md).
+        wire = HiveWire(signing_key, first_seq=self._now_ms() * 1000)
+        transport = Transport(self.node, wire, now_ms=self._now_ms, rng=self._rng)
+        liveness = Liveness(
+            transport,
+            lambda: self.config.fleet_peers,
+            interval_s=self.config.ping_interval_s,
+            now_ms=self._now_ms,
+            rng=self._rng,
+        )
+        self.transport, self.liveness = transport, liveness
+        async with trio.open_nursery() as nursery:
+            supervisor = Supervisor(nursery, backoff=self._backoff)
+            self._supervisor = supervisor
+            await supervisor.start("transport", transport.run, inbox=transport.events)
+            await supervisor.start("liveness", liveness.run, inbox=liveness.inbox)
+            log.info("hive companion for %s is running", self.info.node_id)
+            self.ready.set()
+            task_status.started()
+
+    async def _node_info(self) -> NodeInfo:
+        """Ask the node who it is, retrying with backoff while it is unavailable."""
+        failures = 0
+        while True:
+            try:
+                return await self.node.get_info()
+            except TransientError as exc:
+                failures += 1
+                delay = self._backoff.delay(failures)
+                log.warning("node not answering (%s); retrying in %.1fs", exc, delay)
+                await trio.sleep(delay)
+
+    # ------------------------------------------------------------------------------------------
+    # Operator commands
+
+    def commands(self) -> Sequence[Command]:
+        return [
+            Command(
+                name="hive-status",
+                usage="",
+                description="Show this companion's identity, actors, inboxes and message counters.",
+                handler=self._cmd_status,
+            ),
+        ]
+
+    async def _cmd_status(self, params: Mapping[str, Any]) -> JsonDict:
+        if params:
+            raise CommandError(
+                CommandError.INVALID_PARAMS,
+                f"hive-status takes no parameters, got {sorted(params)}",
+            )
+        return self.status()
+
+    def status(self) -> JsonDict:
+        """A JSON-able snapshot for `hive-status`, the demo table and the live view."""
+        if self.info is None or self.transport is None or self.liveness is None:
+            raise CommandError(CommandError.NOT_READY, "the hive companion is still starting")
+        supervisor = self._supervisor
+        actors = [
+            {
+                "name": s.name,
+                "running": s.running,
+                "restarts": s.restarts,
+                "last_error": s.last_error,
+                "inbox_depth": s.inbox.depth if s.inbox else None,
+                "inbox_peak": s.inbox.peak if s.inbox else None,
+                "inbox_capacity": s.inbox.capacity if s.inbox else None,
+            }
+            for s in (supervisor.stats() if supervisor else [])
+        ]
+        t = self.transport.stats
+        now = self._now_ms()
+        peers = [
+            {
+                "node_id": p.node_id,
+                "last_seen_s_ago": None
+                if p.last_seen_ms is None
+                else (now - p.last_seen_ms) / 1000,
+                "rtt_ms": p.rtt_ms,
+                "pings_sent": p.pings_sent,
+                "pongs_received": p.pongs_received,
+            }
+            for p in self.liveness.peers.values()
+        ]
+        return {
+            "node_id": self.info.node_id,
+            "alias": self.info.alias,
+            "hive_key": self.transport.wire.hive_key.hex(),
+            "governance": self.config.governance.value,
+            "actors": actors,
+            "messages": {
+                "received": t.received,
+                "sent": t.sent,
+                "fragments_sent": t.fragments_sent,
+                "rejected": dict(t.rejected),
+                "dropped": dict(t.dropped),
+            },
+            "peers": peers,
+        }
