@@ -1,0 +1,343 @@
+"""The plugin process lightningd starts: ``python -m hive.cln`` (or the ``hive-plugin`` script).
+
+Startup, in lightningd's order:
+
+1. ``getmanifest`` (answered by pyln from what :func:`build_plugin` registered): options
+   ``hive-data-dir``, ``hive-governance``, ``hive-log-level``; the ``custommsg`` hook; the
+   ``connect``, ``disconnect``, ``channel_opened``, ``channel_state_changed``,
+   ``forward_event`` and ``shutdown`` subscriptions; one RPC method per :class:`CommandSpec`;
+   ``dynamic: false``.
+2. ``init``: options are validated without any I/O (an invalid value disables the plugin with
+   the reason), then handed to trio, which builds the RPC gateway, :class:`ClnNode` and the
+   runtime, starts the runtime and binds the runtime's command handlers.
+
+The RPC method names must be in the manifest before the runtime exists, so they come from a
+static list of :class:`CommandSpec`; a call that arrives before the runtime is ready is
+answered ``NOT_READY``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+import trio
+from pyln.client import Plugin
+from pyln.client.plugin import RpcException
+
+from hive.cln.bridge import CommandCall, PluginBridge, RawStdin
+from hive.cln.events import CUSTOMMSG, EVENT_TOPICS
+from hive.cln.gateway import RpcGateway
+from hive.cln.node import ClnNode
+from hive.commands import Command, CommandError, JsonDict
+from hive.config import Governance, HiveConfig
+from hive.errors import NodeError, TransientError
+
+log = logging.getLogger(__name__)
+
+# JSON-RPC 2.0 "internal error": a command failed in a way nobody anticipated (a bug).
+INTERNAL_ERROR = -32603
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+SUBSCRIPTIONS = (*EVENT_TOPICS, "shutdown")
+
+
+@attrs.frozen
+class CommandSpec:
+    """An RPC method as registered in the manifest, before any handler exists."""
+
+    name: str
+    usage: str
+    description: str
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """Parameter names from ``usage`` (``"peer [amount]"`` -> ``("peer", "amount")``),
+        used to name positional parameters."""
+        return tuple(token.strip("[]") for token in self.usage.split() if token.strip("[]"))
+
+
+# The commands the production runtime serves (hive.runtime.Runtime.commands()).
+HIVE_COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec(
+        name="hive-status",
+        usage="",
+        description="Show this companion's identity, actors, inboxes and message counters.",
+    ),
+)
+
+
+class RuntimeLike(Protocol):
+    """What the plugin needs of :class:`hive.runtime.Runtime`."""
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = ...) -> None: ...
+
+    def commands(self) -> Sequence[Command]: ...
+
+
+RuntimeFactory = Callable[[ClnNode, HiveConfig], RuntimeLike]
+
+
+class OptionError(ValueError):
+    """An option value lightningd passed in ``init`` is not acceptable."""
+
+
+def config_from_init(options: Mapping[str, Any], configuration: Mapping[str, Any]) -> HiveConfig:
+    """HiveConfig from ``init``'s options and configuration; pure, raises OptionError."""
+    lightning_dir = configuration.get("lightning-dir")
+    if not isinstance(lightning_dir, str):
+        raise OptionError("init carries no lightning-dir")
+    data_dir = options.get("hive-data-dir") or ""
+    if not isinstance(data_dir, str):
+        raise OptionError(f"hive-data-dir must be a path, got {data_dir!r}")
+    governance = options.get("hive-governance") or Governance.ADVISOR.value
+    try:
+        gov = Governance(governance)
+    except ValueError:
+        choices = "|".join(g.value for g in Governance)
+        raise OptionError(f"hive-governance must be {choices}, got {governance!r}") from None
+    level = options.get("hive-log-level") or "info"
+    if level not in LOG_LEVELS:
+        raise OptionError(f"hive-log-level must be one of {sorted(LOG_LEVELS)}, got {level!r}")
+    return HiveConfig(
+        data_dir=Path(data_dir) if data_dir else Path(lightning_dir) / "hive",
+        governance=gov,
+        log_level=level,
+    )
+
+
+class CommandTable:
+    """Runs our RPC methods: NOT_READY until :meth:`bind`, then the runtime's handlers."""
+
+    def __init__(self, specs: Sequence[CommandSpec], *, ready_timeout_s: float = 10.0) -> None:
+        self.specs = {s.name: s for s in specs}
+        self.ready_timeout_s = ready_timeout_s
+        self._handlers: dict[str, Command] | None = None
+        self._bound = trio.Event()
+
+    def bind(self, commands: Sequence[Command]) -> None:
+        handlers = {c.name: c for c in commands}
+        for name in sorted(set(handlers) - set(self.specs)):
+            log.warning(
+                "runtime command %s is not in the manifest; lightningd cannot call it", name
+            )
+        self._handlers = handlers
+        self._bound.set()
+
+    async def execute(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> JsonDict:
+        """Run one command; raises CommandError for anything the caller should read.
+
+        A call that arrives while the runtime is starting waits for it up to
+        ``ready_timeout_s``, then fails with NOT_READY.
+        """
+        with trio.move_on_after(self.ready_timeout_s):
+            await self._bound.wait()
+        if self._handlers is None:
+            raise CommandError(CommandError.NOT_READY, "the hive companion is still starting")
+        command = self._handlers.get(name)
+        if command is None:
+            raise CommandError(CommandError.NOT_FOUND, f"{name} is not served by this runtime")
+        params = self._params(self.specs[name], args, kwargs)
+        try:
+            return await command.handler(params)
+        except CommandError:
+            raise
+        except (NodeError, TransientError) as exc:
+            raise CommandError(CommandError.NODE_ERROR, f"{name}: {exc}") from exc
+
+    @staticmethod
+    def _params(spec: CommandSpec, args: Sequence[Any], kwargs: Mapping[str, Any]) -> JsonDict:
+        if args and kwargs:
+            raise CommandError(CommandError.INVALID_PARAMS, "mixed positional and named params")
+        if not args:
+            return dict(kwargs)
+        names = spec.param_names
+        if len(args) > len(names):
+            raise CommandError(
+                CommandError.INVALID_PARAMS,
+                f"{spec.name} takes at most {len(names)} parameters ({spec.usage or 'none'}), "
+                f"got {len(args)}",
+            )
+        return dict(zip(names, args, strict=False))
+
+
+class PluginApp:
+    """The plugin process: pyln's Plugin, the bridge, and the trio side."""
+
+    def __init__(
+        self,
+        runtime_factory: RuntimeFactory,
+        specs: Sequence[CommandSpec] = HIVE_COMMANDS,
+        *,
+        plugin: Any = None,
+        stdin_fd: int = 0,
+    ) -> None:
+        self.plugin = plugin if plugin is not None else Plugin(dynamic=False)
+        self.plugin.stdin = RawStdin(stdin_fd)
+        self.bridge = PluginBridge(self.plugin)
+        self.table = CommandTable(specs)
+        self._runtime_factory = runtime_factory
+        self.node: ClnNode | None = None
+        self.runtime: RuntimeLike | None = None
+        _register(self.plugin, self.bridge, specs)
+
+    async def run(self) -> None:
+        """Serve until stdin EOF or the shutdown notification; then return promptly."""
+        async with trio.open_nursery() as nursery:
+
+            async def loop_then_stop() -> None:
+                await self.bridge.run()
+                nursery.cancel_scope.cancel()
+
+            async def shutdown_then_stop() -> None:
+                await self.bridge.shutdown.wait()
+                log.info("shutdown notification: exiting")
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(loop_then_stop)
+            nursery.start_soon(shutdown_then_stop)
+            nursery.start_soon(self._serve_commands)
+            await self.bridge.init_received.wait()
+            await self._start_runtime(nursery)
+
+    async def _start_runtime(self, nursery: trio.Nursery) -> None:
+        init = self.bridge.init
+        assert init is not None
+        config = config_from_init(init.options, init.configuration)  # validated in init
+        logging.getLogger("hive").setLevel(LOG_LEVELS[config.log_level])
+        rpc_path = os.path.join(
+            str(init.configuration["lightning-dir"]), str(init.configuration["rpc-file"])
+        )
+        await trio.to_thread.run_sync(lambda: config.data_dir.mkdir(parents=True, exist_ok=True))
+        self.node = ClnNode(RpcGateway(rpc_path), self.bridge.events)
+        self.runtime = self._runtime_factory(self.node, config)
+        await nursery.start(self._run_runtime, self.runtime)
+        self.table.bind(self.runtime.commands())
+        log.info("hive companion started (governance %s)", config.governance.value)
+
+    @staticmethod
+    async def _run_runtime(
+        runtime: RuntimeLike, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        await runtime.run(task_status=task_status)
+
+    async def _serve_commands(self) -> None:
+        async with trio.open_nursery() as nursery:
+            async for call in self.bridge.calls:
+                nursery.start_soon(self._answer, call)
+
+    async def _answer(self, call: CommandCall) -> None:
+        error: RpcException | None = None
+        result: JsonDict = {}
+        try:
+            result = await self.table.execute(call.name, call.args, call.kwargs)
+        except CommandError as exc:
+            log.info("%s failed: %s (code %d)", call.name, exc.message, exc.code)
+            error = RpcException(exc.message, exc.code)
+        except Exception as exc:  # any other failure: answered clearly, logged with traceback
+            log.exception("%s failed unexpectedly", call.name)
+            error = RpcException(f"{call.name} failed: {type(exc).__name__}: {exc}", INTERNAL_ERROR)
+
+        def answer() -> None:
+            if error is None:
+                call.request.set_result(result)
+            else:
+                call.request.set_exception(error)
+
+        # The answer is a blocking write to lightningd's pipe: keep it off the trio thread.
+        await trio.to_thread.run_sync(answer)
+
+
+def _register(plugin: Any, bridge: PluginBridge, specs: Sequence[CommandSpec]) -> None:
+    """Options, hook, subscriptions, init and our RPC methods, before ``getmanifest``."""
+    plugin.add_option(
+        "hive-data-dir",
+        "",
+        "Hive data directory (default: <lightning-dir>/hive)",
+        opt_type="string",
+    )
+    plugin.add_option(
+        "hive-governance",
+        Governance.ADVISOR.value,
+        "Who decides: advisor (the operator approves), autonomous (within hard limits), "
+        "oracle (an external program)",
+        opt_type="string",
+    )
+    plugin.add_option(
+        "hive-log-level", "info", "Hive log level: debug|info|warn|error", opt_type="string"
+    )
+
+    def on_init(options: Mapping[str, Any], configuration: Mapping[str, Any], **_: Any) -> Any:
+        try:
+            config_from_init(options, configuration)
+        except OptionError as exc:
+            return {"disable": str(exc)}
+        bridge.from_loop_init(options, configuration)
+        return None
+
+    plugin.init()(on_init)
+
+    def on_custommsg(**params: Any) -> JsonDict:
+        bridge.from_loop_event(CUSTOMMSG, params)
+        return {"result": "continue"}
+
+    plugin.add_hook(CUSTOMMSG, on_custommsg)
+
+    for topic in EVENT_TOPICS:
+        plugin.add_subscription(topic, _notification_handler(bridge, topic))
+
+    def on_shutdown(**_: Any) -> None:
+        bridge.from_loop_shutdown()
+
+    plugin.add_subscription("shutdown", on_shutdown)
+
+    for spec in specs:
+        plugin.add_method(
+            spec.name, _method_handler(bridge, spec), background=True, description=spec.description
+        )
+        # pyln derives usage from the handler's signature; ours takes anything, so state it.
+        plugin.methods[spec.name].get_usage = lambda usage=spec.usage: usage
+
+
+def _notification_handler(bridge: PluginBridge, topic: str) -> Callable[..., None]:
+    def handler(**params: Any) -> None:
+        bridge.from_loop_event(topic, params)
+
+    return handler
+
+
+def _method_handler(bridge: PluginBridge, spec: CommandSpec) -> Callable[..., None]:
+    def busy(call: CommandCall) -> None:
+        call.request.set_exception(
+            RpcException(f"{spec.name}: too many commands in flight", CommandError.NOT_READY)
+        )
+
+    def handler(request: Any, *args: Any, **kwargs: Any) -> None:
+        bridge.from_loop_command(
+            CommandCall(name=spec.name, args=args, kwargs=kwargs, request=request), busy
+        )
+
+    return handler
+
+
+def main(
+    runtime_factory: RuntimeFactory | None = None, specs: Sequence[CommandSpec] = HIVE_COMMANDS
+) -> None:
+    """Entry point of the plugin process."""
+    if runtime_factory is None:
+        from hive.runtime import Runtime
+
+        runtime_factory = Runtime
+    app = PluginApp(runtime_factory, specs)
+    trio.run(app.run)
+    sys.stdout.flush()
