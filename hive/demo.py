@@ -112,15 +112,16 @@ async def run_demo(
             for companion in companions:
                 await nursery.start(companion.runtime.run)
             await _attach(nodes, graph, candidates, options, rng)
+            started = trio.current_time()
             with trio.move_on_after(
                 options.duration_s if options.duration_s is not None else float("inf")
             ):
                 while True:
                     statuses = await _snapshot(companions)
-                    _show(out, render_table(statuses, trio.current_time()))
+                    _show(out, render_table(statuses, trio.current_time() - started))
                     await trio.sleep(options.refresh_s * options.speed)
             statuses = await _snapshot(companions)
-            _show(out, render_table(statuses, trio.current_time()))
+            _show(out, render_table(statuses, trio.current_time() - started))
             nursery.cancel_scope.cancel()
     return statuses
 
@@ -155,14 +156,14 @@ async def _snapshot(companions: Sequence[Companion]) -> list[dict[str, Any]]:
     return rows
 
 
-def render_table(statuses: Sequence[dict[str, Any]], sim_time_s: float) -> str:
+def render_table(statuses: Sequence[dict[str, Any]], elapsed_s: float) -> str:
     """The fleet status table shown by `hive demo` (pure: easy to test)."""
     header = (
         f"{'companion':<10} {'node id':<14} {'chans':>5} {'open':>4} {'local sat':>11} "
         f"{'on-chain':>11} {'alive':>5} {'rtt ms':>6} {'sent':>6} {'recv':>6} {'rej':>4} "
         f"{'restarts':>8}"
     )
-    lines = [f"hive demo - simulated time {_clock(sim_time_s)}", header, "-" * len(header)]
+    lines = [f"hive demo - simulated time {_clock(elapsed_s)}", header, "-" * len(header)]
     for s in statuses:
         peers = s["peers"]
         alive = [p for p in peers if p["last_seen_s_ago"] is not None and p["last_seen_s_ago"] < 90]

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import nacl.signing
 
+SEED_BYTES = 32
+
 KEY_FILE = "hive_key"
 
 
@@ -38,6 +40,6 @@ def _load(path: Path) -> nacl.signing.SigningKey:
     if mode & 0o077:
         raise KeyFileError(f"{path} is readable by others (mode {mode:o}); chmod 600 it")
     seed = path.read_bytes()
-    if len(seed) != nacl.signing.SigningKey.SIZE:
+    if len(seed) != SEED_BYTES:
         raise KeyFileError(f"{path} holds {len(seed)} bytes, expected 32: not a hive key")
     return nacl.signing.SigningKey(seed)

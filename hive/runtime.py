@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import nacl.signing
 import trio
 
 from hive import keys
@@ -54,12 +55,15 @@ class Runtime:
         now_ms: Callable[[], int] = wall_clock_ms,
         rng: random.Random | None = None,
         backoff: Backoff | None = None,
+        signing_key: nacl.signing.SigningKey | None = None,
     ) -> None:
         self.node = node
         self.config = config
         self._now_ms = now_ms
         self._rng = rng or random.Random()
         self._backoff = backoff or Backoff()
+        # Tests inject a key to stay off threads (autojump clocks jump while a thread runs).
+        self._signing_key = signing_key
         self._supervisor: Supervisor | None = None
         self.info: NodeInfo | None = None
         self.transport: Transport | None = None
@@ -70,7 +74,9 @@ class Runtime:
     # Life cycle
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        signing_key = await trio.to_thread.run_sync(keys.load_or_create, self.config.data_dir)
+        signing_key = self._signing_key
+        if signing_key is None:
+            signing_key = await trio.to_thread.run_sync(keys.load_or_create, self.config.data_dir)
         self.info = await self._node_info()
         # Sequence numbers stay monotonic across restarts without a disk write per message:
         # microseconds since the epoch always exceed the previous run's last sequence number

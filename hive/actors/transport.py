@@ -18,12 +18,13 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import attrs
 import trio
 
 from hive.errors import PeerUnreachable
-from hive.node.port import CustomMessage, NodeEvent, NodeId, NodePort
+from hive.node.port import CustomMessage, NodeEvent, NodeId, NodePort, PeerDisconnected
 from hive.protocol.errors import ProtocolError
 from hive.protocol.messages import Message
 from hive.protocol.wire import HiveWire, Received
@@ -31,6 +32,8 @@ from hive.ratelimit import KeyedRateLimiter
 from hive.supervisor import Inbox
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -120,6 +123,9 @@ class Transport:
             if isinstance(event, CustomMessage):
                 self._receive(event)
             else:
+                if isinstance(event, PeerDisconnected):
+                    # Partial fragmented messages from it can never complete now.
+                    self._wire.forget_peer(event.peer_id)
                 for inbox in self._event_subscribers:
                     self._offer(inbox, event, "event-subscriber-full")
 
@@ -143,7 +149,7 @@ class Transport:
         for inbox in subscribers:
             self._offer(inbox, received, "subscriber-full")
 
-    def _offer(self, inbox: Inbox[object], item: object, reason: str) -> None:
+    def _offer(self, inbox: Inbox[T], item: T, reason: str) -> None:
         try:
             inbox.send_nowait(item)
         except trio.WouldBlock:
