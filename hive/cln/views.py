@@ -240,7 +240,15 @@ def parse_getinfo(result: object) -> NodeInfo:
         version=f.opt_str("version", "") or "",
         network=f.text("network"),
         blockheight=f.integer("blockheight"),
+        features=_our_init_features(f),
     )
+
+
+def _our_init_features(f: _Fields) -> bytes:
+    """``our_features.init`` (absent when the node is still starting or on old versions)."""
+    if not isinstance(f.obj.get("our_features"), Mapping):
+        return b""
+    return f.child("our_features").hexbytes("init")
 
 
 def parse_peers(result: object) -> list[PeerView]:

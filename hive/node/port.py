@@ -49,6 +49,8 @@ class NodeInfo:
     version: str
     network: str
     blockheight: int
+    # The feature bits we send in our BOLT 1 init message, big-endian bytes.
+    features: bytes = b""
 
 
 @attrs.frozen

@@ -119,6 +119,12 @@ def test_getinfo() -> None:
         "regtest",
         110,
     )
+    assert info.features == bytes.fromhex("08a0")
+
+
+def test_getinfo_without_our_features() -> None:
+    bare = {k: v for k, v in GETINFO.items() if k != "our_features"}
+    assert views.parse_getinfo(bare).features == b""
 
 
 def test_peer_channels_balances_fees_and_states() -> None:

@@ -116,6 +116,8 @@ async def test_get_info_blockheight_follows_trio_time(
         "sim",
         800_000,
     )
+    # New nodes offer splicing (bit 63, optional) in their init features.
+    assert int.from_bytes(info.features, "big") >> 63 & 1 == 1
     await trio.sleep(3 * 600 + 1)
     assert (await alice.get_info()).blockheight == 800_003
 

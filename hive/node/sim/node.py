@@ -103,6 +103,7 @@ class SimNode:
             version=SIM_VERSION,
             network=SIM_NETWORK_NAME,
             blockheight=self._net.blockheight(),
+            features=self._net.graph.features.get(self._idx, b""),
         )
 
     async def list_peers(self) -> Sequence[PeerView]:
