@@ -1,0 +1,128 @@
+"""The schema as an append-only list of migrations, and the code that applies them.
+
+``PRAGMA user_version`` holds how many migrations a database has received. Migration ``i``
+(1-based) is ``MIGRATIONS[i - 1]``; opening a database runs the missing ones in order, each in
+its own ``BEGIN IMMEDIATE`` transaction together with the ``user_version`` bump, so a failed
+migration leaves the database exactly at the previous version. Never edit or reorder a
+migration that has shipped: append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from hive.store.errors import StoreError
+
+V1_MEMBERSHIP = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+
+-- Signed membership records (member admissions and exits), append-only; rowid = arrival order.
+CREATE TABLE records (
+    hash      BLOB PRIMARY KEY,
+    kind      TEXT NOT NULL CHECK (kind IN ('member', 'exit')),
+    subject   TEXT NOT NULL,
+    body      BLOB NOT NULL,
+    stored_ms INTEGER NOT NULL
+);
+CREATE INDEX records_subject ON records (subject);
+
+-- Invite tickets this node issued; it is the single authority for their use count.
+CREATE TABLE tickets (
+    ticket_id  BLOB PRIMARY KEY,
+    body       BLOB NOT NULL,
+    issued_ms  INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL CHECK (expires_ms > issued_ms),
+    max_uses   INTEGER NOT NULL CHECK (max_uses >= 1),
+    uses       INTEGER NOT NULL DEFAULT 0 CHECK (uses >= 0 AND uses <= max_uses)
+);
+
+CREATE TABLE ticket_uses (
+    ticket_id BLOB NOT NULL REFERENCES tickets (ticket_id) ON DELETE CASCADE,
+    node_id   TEXT NOT NULL,
+    at_ms     INTEGER NOT NULL,
+    PRIMARY KEY (ticket_id, node_id)
+);
+
+CREATE TABLE peers (
+    node_id      TEXT PRIMARY KEY,
+    last_seen_ms INTEGER NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1_MEMBERSHIP,)
+"""Every migration, oldest first. Append only."""
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row[0])
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[str]) -> int:
+    """Bring the database up to ``len(migrations)``; return the version it had before.
+
+    Each step reads ``user_version`` inside its own ``BEGIN IMMEDIATE`` transaction, so two
+    connections opening a fresh file at once do not both run the same migration: the second
+    waits for the write lock and then finds the work done. Raises :class:`StoreError` when the
+    database is newer than ``migrations`` knows (a newer hive wrote it; older code could lose
+    data). sqlite3 errors propagate for the caller to translate; a failing migration is rolled
+    back whole. ``conn`` must be in autocommit mode (``isolation_level=None``).
+    """
+    known = len(migrations)
+    before: int | None = None
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            found = user_version(conn)
+            if before is None:
+                before = found
+            if found > known:
+                raise StoreError(
+                    "migrate",
+                    f"database schema version {found} is newer than this hive knows ({known}); "
+                    "run the newer hive version or restore a backup",
+                )
+            if found < known:
+                for statement in split_statements(migrations[found]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {found + 1:d}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+        if found >= known:
+            return before
+
+
+def split_statements(script: str) -> list[str]:
+    """The SQL statements of ``script``, split where SQLite itself sees a statement end.
+
+    Semicolons inside string literals, comments and trigger bodies do not split (the check is
+    :func:`sqlite3.complete_statement`). ``executescript`` cannot be used: it commits any open
+    transaction before it starts.
+    """
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if _has_code(pending):
+                statements.append(pending.strip())
+            pending = ""
+    if _has_code(pending.removesuffix(";")):
+        raise ValueError(f"migration ends with an incomplete statement: {pending.strip()!r}")
+    return statements
+
+
+def _has_code(sql: str) -> bool:
+    """False when ``sql`` holds only whitespace, comments and semicolons."""
+    for line in sql.splitlines():
+        code = line.split("--", 1)[0].strip().strip(";").strip()
+        if code:
+            return True
+    return False
