@@ -38,6 +38,32 @@ FUTURE = "future"  # timestamp further ahead than the accepted clock skew
 BAD_FRAGMENT = "bad-fragment"  # index >= count, count < 2, empty chunk
 FRAGMENT_MISMATCH = "fragment-mismatch"  # fragments of one message disagree (count, chunk)
 FRAGMENT_LIMIT = "fragment-limit"  # a reassembly bound was hit
+# State gossip (hive.protocol.gossip).
+DELTA_GAP = "delta-gap"  # a state delta's base_version is not the version held: ask a snapshot
+BAD_RELAY = "bad-relay"  # a Relayed frame nests another Relayed or carries a non-relayable kind
+# Membership and PKI (hive.protocol.membership, hive.protocol.handshake); also the codes of the
+# Refuse message a member sends a candidate.
+BAD_GENESIS = "bad-genesis"  # genesis node signature does not verify
+BAD_TICKET = "bad-ticket"  # ticket string malformed, or ticket signature/issuer invalid
+TICKET_EXPIRED = "ticket-expired"
+OTHER_HIVE = "other-hive"  # a ticket, certificate or record of another hive
+BAD_CERTIFICATE = "bad-certificate"  # node signature of a certificate does not verify / mismatch
+BAD_RECORD = "bad-record"  # member/exit record signature or shape invalid
+NOT_ADMIN = "not-admin"  # an admin-only act signed by a non-admin
+NOT_MEMBER = "not-member"  # signer or subject not an active member at that time
+REVOKED = "revoked"  # the node was revoked; it can never come back
+ALREADY_MEMBER = "already-member"  # the node is active already
+REQUIREMENT = "requirement"  # the ticket's requirements are not met (for-node, splicing, version)
+MANIFEST_LIE = "manifest-lie"  # the probe contradicts the manifest
+PROBE_FAILED = "probe-failed"  # the member could not observe the candidate (gone, node error)
+BAD_ANSWER = "bad-answer"  # challenge answer does not prove both keys
+ROSTER_LIMIT = "roster-limit"  # a roster bound (members, records, pending) was hit
+BUSY = "busy"  # too many live handshakes
+TIMEOUT = "timeout"  # a handshake step did not complete in time
+ISSUER_UNREACHABLE = "issuer-unreachable"  # the ticket issuer did not answer the claim in time
+TICKET_EXHAUSTED = "ticket-exhausted"  # every use of the ticket is taken
+TICKET_UNKNOWN = "ticket-unknown"  # the issuer does not know the ticket
+NOT_ISSUER = "not-issuer"  # the claim went to a node that did not issue the ticket
 
 REASONS: frozenset[str] = frozenset(
     {
@@ -65,6 +91,29 @@ REASONS: frozenset[str] = frozenset(
         BAD_FRAGMENT,
         FRAGMENT_MISMATCH,
         FRAGMENT_LIMIT,
+        BAD_GENESIS,
+        BAD_TICKET,
+        TICKET_EXPIRED,
+        OTHER_HIVE,
+        BAD_CERTIFICATE,
+        BAD_RECORD,
+        NOT_ADMIN,
+        NOT_MEMBER,
+        REVOKED,
+        ALREADY_MEMBER,
+        REQUIREMENT,
+        MANIFEST_LIE,
+        PROBE_FAILED,
+        BAD_ANSWER,
+        ROSTER_LIMIT,
+        BUSY,
+        TIMEOUT,
+        ISSUER_UNREACHABLE,
+        TICKET_EXHAUSTED,
+        TICKET_UNKNOWN,
+        NOT_ISSUER,
+        DELTA_GAP,
+        BAD_RELAY,
     }
 )
 

@@ -1,0 +1,1 @@
+"""Tests of the fleet state map, clamping, fleet view and saturation."""
