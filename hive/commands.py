@@ -32,10 +32,75 @@ class CommandError(Exception):
 
 
 @attrs.frozen
-class Command:
-    """One operator command: its name as registered with lightningd, usage and handler."""
+class CommandSpec:
+    """An operator command as lightningd registers it, before any handler exists."""
 
     name: str
     usage: str
     description: str
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """Parameter names from ``usage`` (``"peer [amount]"`` -> ``("peer", "amount")``),
+        used to name positional parameters."""
+        return tuple(token.strip("[]") for token in self.usage.split() if token.strip("[]"))
+
+
+@attrs.frozen
+class Command:
+    """One operator command: its spec and the handler that serves it."""
+
+    spec: CommandSpec
     handler: Handler
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+# Every command the companion serves. lightningd reads the names from the plugin's manifest
+# before the runtime exists, so this list is static; the runtime binds a handler to each.
+CATALOGUE: tuple[CommandSpec, ...] = (
+    CommandSpec(
+        "hive-status",
+        "",
+        "This companion's identity, hive, actors, message counters, peers and handshakes.",
+    ),
+    CommandSpec(
+        "hive-genesis",
+        "[name]",
+        "Create a new hive with this node as its founder and first admin.",
+    ),
+    CommandSpec(
+        "hive-invite",
+        "[valid_hours] [req_splice] [min_version] [max_uses] [for_node]",
+        "Issue a signed invitation ticket (admins only); defaults: 24 hours, one use.",
+    ),
+    CommandSpec(
+        "hive-join",
+        "ticket [member]",
+        "Join a hive with a ticket, through MEMBER_ID[@HOST:PORT] (default: the ticket's issuer).",
+    ),
+    CommandSpec(
+        "hive-members",
+        "",
+        "The hive's members: role, since when, status and last seen.",
+    ),
+    CommandSpec(
+        "hive-leave",
+        "[delete_data]",
+        "Leave the hive (channels and funds stay untouched); keeps local hive data unless asked.",
+    ),
+    CommandSpec(
+        "hive-revoke",
+        "node [reason]",
+        "Revoke a member (admins only); every member then refuses its messages.",
+    ),
+)
+
+
+def spec(name: str) -> CommandSpec:
+    for entry in CATALOGUE:
+        if entry.name == name:
+            return entry
+    raise KeyError(f"no command {name!r} in the catalogue")

@@ -17,12 +17,20 @@ class Governance(enum.Enum):
 
 
 @attrs.frozen
+class MembershipConfig:
+    # How often connected members compare roster digests (and we retry connecting to members).
+    sync_interval_s: float = 300.0
+    # How often handshake deadlines are checked.
+    tick_s: float = 1.0
+    # Hive software version announced in a join manifest.
+    hive_version: str = "0.1.0"
+
+
+@attrs.frozen
 class HiveConfig:
     data_dir: Path
     governance: Governance = Governance.ADVISOR
     log_level: str = "info"
     # Seconds between liveness pings to connected members.
     ping_interval_s: float = 60.0
-    # Fellow companions to talk to. Membership (genesis, invites, joins) will maintain this list;
-    # until then it is configured.
-    fleet_peers: tuple[str, ...] = ()
+    membership: MembershipConfig = attrs.field(factory=MembershipConfig)

@@ -45,6 +45,9 @@ class DemoOptions:
     onchain_sat: int = 20_000_000
     refresh_s: float = 1.0
     data_dir: Path | None = None
+    # Run SQLite on the trio thread: only for tests under an autojump clock, which would
+    # otherwise jump ahead while a worker thread runs.
+    store_inline: bool = False
 
 
 def sim_clock_ms() -> int:
@@ -95,13 +98,10 @@ async def run_demo(
                 node,
                 Runtime(
                     node,
-                    HiveConfig(
-                        data_dir=base / node.alias,
-                        ping_interval_s=30.0,
-                        fleet_peers=tuple(n.node_id for n in nodes if n is not node),
-                    ),
+                    HiveConfig(data_dir=base / node.alias, ping_interval_s=30.0),
                     now_ms=sim_clock_ms,
                     rng=random.Random(rng.getrandbits(64)),
+                    store_inline=options.store_inline,
                 ),
             )
             for node in nodes
@@ -112,6 +112,7 @@ async def run_demo(
             for companion in companions:
                 await nursery.start(companion.runtime.run)
             await _attach(nodes, graph, candidates, options, rng)
+            await form_hive(companions, out)
             started = trio.current_time()
             with trio.move_on_after(
                 options.duration_s if options.duration_s is not None else float("inf")
@@ -133,14 +134,29 @@ async def _attach(
     options: DemoOptions,
     rng: random.Random,
 ) -> None:
-    """Connect the companions to each other and open each one's first channels."""
-    for i, node in enumerate(nodes):
-        for other in nodes[i + 1 :]:
-            await node.connect(other.node_id)
+    """Open each companion's first channels to well-connected nodes."""
+    for node in nodes:
         for hub in rng.sample(list(candidates), options.channels_per_node):
             peer = graph.node_ids[hub]
             await node.connect(peer)
             await node.open_channel(peer, options.channel_sat)
+
+
+async def form_hive(companions: Sequence[Companion], out: TextIO) -> None:
+    """The real steps: the first companion founds the hive and invites each other one, which
+    joins with its single-use ticket through the founder."""
+    founder = companions[0].runtime
+    created = await founder.command("hive-genesis")({"name": "demo"})
+    print(f"{companions[0].node.alias}: hive-genesis -> hive {created['hive_id'][:16]}..", file=out)
+    for companion in companions[1:]:
+        invite = await founder.command("hive-invite")({})
+        joined = await companion.runtime.command("hive-join")({"ticket": invite["ticket"]})
+        print(
+            f"{companion.node.alias}: hive-join {invite['ticket'][:24]}.. -> "
+            f"member #{joined['members']}",
+            file=out,
+            flush=True,
+        )
 
 
 async def _snapshot(companions: Sequence[Companion]) -> list[dict[str, Any]]:
@@ -159,11 +175,18 @@ async def _snapshot(companions: Sequence[Companion]) -> list[dict[str, Any]]:
 def render_table(statuses: Sequence[dict[str, Any]], elapsed_s: float) -> str:
     """The fleet status table shown by `hive demo` (pure: easy to test)."""
     header = (
-        f"{'companion':<10} {'node id':<14} {'chans':>5} {'open':>4} {'local sat':>11} "
+        f"{'companion':<10} {'node id':<14} {'role':<6} {'chans':>5} {'open':>4} {'local sat':>11} "
         f"{'on-chain':>11} {'alive':>5} {'rtt ms':>6} {'sent':>6} {'recv':>6} {'rej':>4} "
         f"{'restarts':>8}"
     )
-    lines = [f"hive demo - simulated time {_clock(elapsed_s)}", header, "-" * len(header)]
+    hive_ids = {s["hive"]["hive_id"] for s in statuses if s["hive"]["hive_id"]}
+    members = max((s["hive"]["members"] for s in statuses), default=0)
+    hive = f"hive {next(iter(hive_ids))[:16]}.., {members} members" if len(hive_ids) == 1 else ""
+    lines = [
+        f"hive demo - simulated time {_clock(elapsed_s)}   {hive}",
+        header,
+        "-" * len(header),
+    ]
     for s in statuses:
         peers = s["peers"]
         alive = [p for p in peers if p["last_seen_s_ago"] is not None and p["last_seen_s_ago"] < 90]
@@ -172,7 +195,8 @@ def render_table(statuses: Sequence[dict[str, Any]], elapsed_s: float) -> str:
         msgs = s["messages"]
         restarts = sum(a["restarts"] for a in s["actors"])
         lines.append(
-            f"{s['alias']:<10} {s['node_id'][:12] + '..':<14} {s['channels_normal']:>5} "
+            f"{s['alias']:<10} {s['node_id'][:12] + '..':<14} {s['hive']['role'] or '-':<6} "
+            f"{s['channels_normal']:>5} "
             f"{s['channels_opening']:>4} {s['local_sat']:>11,} {s['onchain_sat']:>11,} "
             f"{len(alive):>2}/{len(peers):<2} {rtt:>6} {msgs['sent']:>6} {msgs['received']:>6} "
             f"{sum(msgs['rejected'].values()):>4} {restarts:>8}"

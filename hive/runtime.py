@@ -7,11 +7,13 @@ SIGTERM, lightningd's shutdown) ends every actor, because every actor lives in t
 
 Wiring (all channels bounded, each receive side owned by exactly one actor)::
 
-    node port --events--> transport --Received(Ping, Pong)--> liveness
-                              ^                                  |
-                              +-------------- outbox ------------+
+    node port --events--> transport --Received(Ping, Pong)------------> liveness
+                            ^  |  +--Received(Hello, ..., RosterSync)--> membership
+                            |  +----NodeEvent(peers)-------------------> membership
+                            +------------------ outbox <---------------- (every actor)
 
-Supervision policy (see ARCHITECTURE.md): transport and liveness restart with backoff on
+The transport asks membership whether each verified frame may pass (members only, except the
+join handshake). Supervision policy (see ARCHITECTURE.md): actors restart with backoff on
 transient errors (the node's RPC timing out, a peer vanishing); any other exception is a bug
 and brings the runtime down with its original traceback.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import nacl.signing
@@ -29,12 +31,15 @@ import trio
 
 from hive import keys
 from hive.actors.liveness import Liveness
+from hive.actors.membership import Membership
 from hive.actors.transport import Transport
-from hive.commands import Command, CommandError, JsonDict
+from hive.admin import MembershipCommands
+from hive.commands import Command, CommandError, JsonDict, spec
 from hive.config import HiveConfig
 from hive.errors import TransientError
 from hive.node.port import NodeInfo, NodePort
 from hive.protocol.wire import HiveWire
+from hive.store import open_store
 from hive.supervisor import Backoff, Supervisor
 
 log = logging.getLogger(__name__)
@@ -56,6 +61,7 @@ class Runtime:
         rng: random.Random | None = None,
         backoff: Backoff | None = None,
         signing_key: nacl.signing.SigningKey | None = None,
+        store_inline: bool = False,
     ) -> None:
         self.node = node
         self.config = config
@@ -64,6 +70,10 @@ class Runtime:
         self._backoff = backoff or Backoff()
         # Tests inject a key to stay off threads (autojump clocks jump while a thread runs).
         self._signing_key = signing_key
+        # Tests under autojump clocks run SQLite on the trio thread for the same reason.
+        self._store_inline = store_inline
+        self.membership: Membership | None = None
+        self._admin: MembershipCommands | None = None
         self._supervisor: Supervisor | None = None
         self.info: NodeInfo | None = None
         self.transport: Transport | None = None
@@ -77,28 +87,44 @@ class Runtime:
         signing_key = self._signing_key
         if signing_key is None:
             signing_key = await trio.to_thread.run_sync(keys.load_or_create, self.config.data_dir)
-        self.info = await self._node_info()
+        info = await self._node_info()
+        self.info = info
         # Sequence numbers stay monotonic across restarts without a disk write per message:
         # microseconds since the epoch always exceed the previous run's last sequence number
         # unless that run sent more than a million messages per second (docs/PROTOCOL.md).
         wire = HiveWire(signing_key, first_seq=self._now_ms() * 1000)
         transport = Transport(self.node, wire, now_ms=self._now_ms, rng=self._rng)
-        liveness = Liveness(
-            transport,
-            lambda: self.config.fleet_peers,
-            interval_s=self.config.ping_interval_s,
-            now_ms=self._now_ms,
-            rng=self._rng,
-        )
-        self.transport, self.liveness = transport, liveness
-        async with trio.open_nursery() as nursery:
-            supervisor = Supervisor(nursery, backoff=self._backoff)
-            self._supervisor = supervisor
-            await supervisor.start("transport", transport.run, inbox=transport.events)
-            await supervisor.start("liveness", liveness.run, inbox=liveness.inbox)
-            log.info("hive companion for %s is running", self.info.node_id)
-            self.ready.set()
-            task_status.started()
+        async with open_store(self.config.data_dir, run_inline=self._store_inline) as store:
+            membership = Membership(
+                node=self.node,
+                transport=transport,
+                store=store,
+                signing_key=signing_key,
+                info=info,
+                now_ms=self._now_ms,
+                rng=self._rng,
+                config=self.config.membership,
+            )
+            await membership.load()
+            transport.set_admission(membership.admit)
+            liveness = Liveness(
+                transport,
+                membership.fleet_peers,
+                interval_s=self.config.ping_interval_s,
+                now_ms=self._now_ms,
+                rng=self._rng,
+            )
+            self.transport, self.liveness, self.membership = transport, liveness, membership
+            self._admin = MembershipCommands(membership, liveness)
+            async with trio.open_nursery() as nursery:
+                supervisor = Supervisor(nursery, backoff=self._backoff)
+                self._supervisor = supervisor
+                await supervisor.start("transport", transport.run, inbox=transport.events)
+                await supervisor.start("membership", membership.run, inbox=membership.inbox)
+                await supervisor.start("liveness", liveness.run, inbox=liveness.inbox)
+                log.info("hive companion for %s is running", info.node_id)
+                self.ready.set()
+                task_status.started()
 
     async def _node_info(self) -> NodeInfo:
         """Ask the node who it is, retrying with backoff while it is unavailable."""
@@ -116,14 +142,32 @@ class Runtime:
     # Operator commands
 
     def commands(self) -> Sequence[Command]:
-        return [
-            Command(
-                name="hive-status",
-                usage="",
-                description="Show this companion's identity, actors, inboxes and message counters.",
-                handler=self._cmd_status,
-            ),
-        ]
+        """Every command of :data:`hive.commands.CATALOGUE`, bound to this runtime."""
+        handlers: dict[str, Callable[[MembershipCommands, Mapping[str, Any]], Awaitable[JsonDict]]]
+        handlers = {
+            "hive-genesis": MembershipCommands.genesis,
+            "hive-invite": MembershipCommands.invite,
+            "hive-join": MembershipCommands.join,
+            "hive-members": MembershipCommands.members,
+            "hive-leave": MembershipCommands.leave,
+            "hive-revoke": MembershipCommands.revoke,
+        }
+        bound = [Command(spec("hive-status"), self._cmd_status)]
+        for name, method in handlers.items():
+            bound.append(Command(spec(name), self._membership_handler(name, method)))
+        return bound
+
+    def _membership_handler(
+        self,
+        name: str,
+        method: Callable[[MembershipCommands, Mapping[str, Any]], Awaitable[JsonDict]],
+    ) -> Callable[[Mapping[str, Any]], Awaitable[JsonDict]]:
+        async def handler(params: Mapping[str, Any]) -> JsonDict:
+            if self._admin is None:
+                raise CommandError(CommandError.NOT_READY, f"{name}: the companion is starting")
+            return await method(self._admin, params)
+
+        return handler
 
     async def _cmd_status(self, params: Mapping[str, Any]) -> JsonDict:
         if params:
@@ -133,9 +177,21 @@ class Runtime:
             )
         return self.status()
 
+    def command(self, name: str) -> Callable[[Mapping[str, Any]], Awaitable[JsonDict]]:
+        """The handler of one command (for in-process callers such as the demo and tests)."""
+        for bound in self.commands():
+            if bound.name == name:
+                return bound.handler
+        raise KeyError(name)
+
     def status(self) -> JsonDict:
         """A JSON-able snapshot for `hive-status`, the demo table and the live view."""
-        if self.info is None or self.transport is None or self.liveness is None:
+        if (
+            self.info is None
+            or self.transport is None
+            or self.liveness is None
+            or self.membership is None
+        ):
             raise CommandError(CommandError.NOT_READY, "the hive companion is still starting")
         supervisor = self._supervisor
         actors = [
@@ -169,6 +225,7 @@ class Runtime:
             "alias": self.info.alias,
             "hive_key": self.transport.wire.hive_key.hex(),
             "governance": self.config.governance.value,
+            "hive": self.membership.status(),
             "actors": actors,
             "messages": {
                 "received": t.received,

@@ -23,7 +23,9 @@ async def test_demo_fleet_opens_channels_and_sees_each_other(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     out = io.StringIO()
-    options = DemoOptions(nodes=4, graph="generated", duration_s=1200, data_dir=tmp_path)
+    options = DemoOptions(
+        nodes=4, graph="generated", duration_s=1200, data_dir=tmp_path, store_inline=True
+    )
     statuses = await run_demo(options, out, graph=generate_graph(60, seed=2))
     assert [s["alias"] for s in statuses] == ["hive-1", "hive-2", "hive-3", "hive-4"]
     for s in statuses:
@@ -33,6 +35,8 @@ async def test_demo_fleet_opens_channels_and_sees_each_other(
         assert s["onchain_sat"] == 20_000_000 - 3 * 2_000_000 - 3 * 2_000
         assert len(s["peers"]) == 3
         assert all(p["pongs_received"] >= 30 for p in s["peers"])
+        assert s["hive"]["members"] == 4
+    assert [s["hive"]["role"] for s in statuses] == ["admin", "member", "member", "member"]
     text = out.getvalue()
     assert "hive demo - simulated time 00:20:00" in text
     assert text.count("hive-4") >= 2
@@ -41,6 +45,7 @@ async def test_demo_fleet_opens_channels_and_sees_each_other(
 def test_render_table_shows_one_row_per_companion() -> None:
     status = {
         "alias": "hive-1",
+        "hive": {"hive_id": "ab" * 32, "role": "admin", "members": 3},
         "node_id": "02" + "ab" * 32,
         "channels_normal": 2,
         "channels_opening": 1,
@@ -55,10 +60,10 @@ def test_render_table_shows_one_row_per_companion() -> None:
     }
     table = render_table([status], 3725.0)
     lines = table.splitlines()
-    assert lines[0] == "hive demo - simulated time 01:02:05"
+    assert lines[0] == "hive demo - simulated time 01:02:05   hive abababababababab.., 3 members"
     row = lines[3].split()
-    assert row[:2] == ["hive-1", "02ababababab.."]
-    assert row[2:] == ["2", "1", "4,000,000", "15,000,000", "1/2", "200", "7", "5", "2", "1"]
+    assert row[:3] == ["hive-1", "02ababababab..", "admin"]
+    assert row[3:] == ["2", "1", "4,000,000", "15,000,000", "1/2", "200", "7", "5", "2", "1"]
 
 
 def test_demo_help_explains_options(capsys: pytest.CaptureFixture[str]) -> None:

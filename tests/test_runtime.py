@@ -38,30 +38,43 @@ class Fleet:
     nursery: trio.Nursery
 
 
-def make_runtime(
-    node: SimNode, peers: list[SimNode], data_dir: Path, seed: int, *, inject_key: bool = True
-) -> Runtime:
-    config = HiveConfig(
-        data_dir=data_dir / node.alias,
-        ping_interval_s=30.0,
-        fleet_peers=tuple(p.node_id for p in peers if p is not node),
-    )
+def make_runtime(node: SimNode, data_dir: Path, seed: int, *, inject_key: bool = True) -> Runtime:
+    config = HiveConfig(data_dir=data_dir / node.alias, ping_interval_s=30.0)
     key = nacl.signing.SigningKey(random.Random(seed).randbytes(32)) if inject_key else None
-    return Runtime(node, config, now_ms=sim_ms, rng=random.Random(seed), signing_key=key)
+    return Runtime(
+        node,
+        config,
+        now_ms=sim_ms,
+        rng=random.Random(seed),
+        signing_key=key,
+        store_inline=inject_key,
+    )
+
+
+async def form_hive(runtimes: list[Runtime]) -> None:
+    """genesis on the first, then every other one joins with its own single-use ticket."""
+    founder = runtimes[0]
+    await founder.command("hive-genesis")({"name": "test"})
+    for runtime in runtimes[1:]:
+        invite = await founder.command("hive-invite")({})
+        await runtime.command("hive-join")({"ticket": invite["ticket"]})
 
 
 @pytest.fixture
 async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
     network = SimNetwork(generate_graph(30, seed=3), seed=3, latency=(0.05, 0.25))
     nodes = [network.add_node(f"c{i}", 5_000_000) for i in range(3)]
-    for i, a in enumerate(nodes):
-        for b in nodes[i + 1 :]:
-            await a.connect(b.node_id)
-    runtimes = [make_runtime(n, nodes, tmp_path, i) for i, n in enumerate(nodes)]
+    runtimes = [make_runtime(n, tmp_path, i) for i, n in enumerate(nodes)]
     async with trio.open_nursery() as nursery:
         await nursery.start(network.run)
         for runtime in runtimes:
             await nursery.start(runtime.run)
+        await form_hive(runtimes)
+        # Let the roster announcements settle and the first ping round start afresh.
+        await trio.sleep(1)
+        for runtime in runtimes:
+            assert runtime.liveness is not None
+            runtime.liveness.peers.clear()
         yield Fleet(network, nodes, runtimes, nursery)
         nursery.cancel_scope.cancel()
 
@@ -74,11 +87,11 @@ async def test_companions_ping_each_other(
         status = runtime.status()
         assert len(status["peers"]) == 2
         for peer in status["peers"]:
-            # Three ping rounds (t=0, 30, 60), each answered; RTT is two simulated latencies.
-            assert peer["pings_sent"] == 3
-            assert peer["pongs_received"] == 3
+            # At least two full ping rounds in 65 s, each answered; RTT is two latencies.
+            assert peer["pings_sent"] >= 2
+            assert peer["pongs_received"] >= peer["pings_sent"] - 1
             assert 100 <= peer["rtt_ms"] <= 500
-        assert status["messages"]["rejected"] == {}
+        assert status["hive"]["members"] == 3
         assert all(a["running"] and a["restarts"] == 0 for a in status["actors"])
     # Every pong carried the answering companion's own hive key.
     keys = {r.status()["hive_key"] for r in fleet.runtimes}
@@ -91,7 +104,8 @@ async def test_hive_status_command(fleet: Fleet, autojump_clock: trio.testing.Mo
     (status_cmd,) = [c for c in runtime.commands() if c.name == "hive-status"]
     result = await status_cmd.handler({})
     assert result["node_id"] == fleet.nodes[0].node_id
-    assert {a["name"] for a in result["actors"]} == {"transport", "liveness"}
+    assert {a["name"] for a in result["actors"]} == {"transport", "membership", "liveness"}
+    assert result["hive"]["role"] == "admin"
     with pytest.raises(CommandError) as info:
         await status_cmd.handler({"bogus": 1})
     assert info.value.code == CommandError.INVALID_PARAMS
@@ -100,7 +114,7 @@ async def test_hive_status_command(fleet: Fleet, autojump_clock: trio.testing.Mo
 async def test_status_before_start_says_not_ready(tmp_path: Path) -> None:
     network = SimNetwork(generate_graph(5, seed=1), seed=1)
     node = network.add_node("lonely", 0)
-    runtime = make_runtime(node, [], tmp_path, 0)
+    runtime = make_runtime(node, tmp_path, 0)
     with pytest.raises(CommandError) as info:
         runtime.status()
     assert info.value.code == CommandError.NOT_READY
@@ -118,14 +132,13 @@ async def test_garbage_and_forgeries_are_rejected_and_counted(
     wire = HiveWire(nacl.signing.SigningKey(b"\x07" * 32), first_seq=1)
     (frame,) = wire.pack(Ping(nonce=b"n" * 16), sim_ms(), msg_id=1)
     await outsider.send_custommsg(target.node_id, frame[:-1] + bytes([frame[-1] ^ 1]))
-    # The same valid frame twice: the second is a replay.
+    # A valid frame from a non-member is refused; the same frame again is a replay.
     (good,) = wire.pack(Ping(nonce=b"m" * 16), sim_ms(), msg_id=2)
     await outsider.send_custommsg(target.node_id, good)
     await outsider.send_custommsg(target.node_id, good)
     await trio.sleep(5)
     rejected = fleet.runtimes[0].status()["messages"]["rejected"]
-    assert rejected == {"bad-magic": 1, "bad-signature": 1, "replay": 1}
-    assert fleet.runtimes[0].status()["messages"]["received"] >= 1
+    assert rejected == {"bad-magic": 1, "bad-signature": 1, "not-member": 1, "replay": 1}
     # The companion kept working: its fleet pings still succeed.
     await trio.sleep(60)
     assert all(p["pongs_received"] >= 2 for p in fleet.runtimes[0].status()["peers"])
@@ -138,16 +151,21 @@ async def test_a_flooding_peer_is_rate_limited(
     flooder = fleet.network.add_node("flooder", 0)
     await flooder.connect(target.node_id)
     wire = HiveWire(nacl.signing.SigningKey(b"\x09" * 32), first_seq=1)
+    before = fleet.runtimes[1].status()["messages"]
     for i in range(1000):
         (frame,) = wire.pack(Ping(nonce=i.to_bytes(8, "big")), sim_ms(), msg_id=i)
         await flooder.send_custommsg(target.node_id, frame)
-    await trio.sleep(5)
+    await trio.sleep(31)  # the flood, and one fleet ping round after it
     status = fleet.runtimes[1].status()["messages"]
-    # The burst (400) passes; the rest of an instantaneous flood is refused.
-    # The burst (400) passes, plus what the bucket refills (50/s) while deliveries spread
-    # over the simulated latency, plus a few fleet pings and pongs; the rest is refused.
-    assert 400 <= status["received"] <= 440
-    assert status["rejected"]["rate-limited"] == 1000 + 4 - status["received"]
+    # The burst (400) gets past the rate limit, plus what the bucket refills (50/s) while
+    # deliveries spread over the simulated latency; those are then refused as not from a
+    # member. The rest never reaches signature verification.
+    not_member = status["rejected"]["not-member"] - before["rejected"].get("not-member", 0)
+    limited = status["rejected"]["rate-limited"] - before["rejected"].get("rate-limited", 0)
+    assert 400 <= not_member <= 420
+    assert limited == 1000 - not_member
+    # Fleet traffic kept flowing meanwhile.
+    assert status["received"] > before["received"]
 
 
 @attrs.define
@@ -172,21 +190,30 @@ async def test_node_timeouts_restart_the_transport_only(
 ) -> None:
     network = SimNetwork(generate_graph(10, seed=5), seed=5, latency=(0.05, 0.05))
     a, b = network.add_node("a", 0), network.add_node("b", 0)
-    await a.connect(b.node_id)
-    flaky = FlakyNode(a, failures=1)
+    flaky = FlakyNode(a, failures=0)
     runtime_a = Runtime(
         flaky,  # type: ignore[arg-type]
-        HiveConfig(data_dir=tmp_path / "a", ping_interval_s=30.0, fleet_peers=(b.node_id,)),
+        HiveConfig(data_dir=tmp_path / "a", ping_interval_s=30.0),
         now_ms=sim_ms,
         rng=random.Random(1),
         backoff=Backoff(initial_s=2.0),
         signing_key=nacl.signing.SigningKey(b"\x01" * 32),
+        store_inline=True,
     )
-    runtime_b = make_runtime(b, [a, b], tmp_path, 2)
+    runtime_b = make_runtime(b, tmp_path, 2)
     async with trio.open_nursery() as nursery:
         await nursery.start(network.run)
         await nursery.start(runtime_a.run)
         await nursery.start(runtime_b.run)
+        await form_hive([runtime_a, runtime_b])
+        # Start the observation at a ping round, with fresh counters.
+        await trio.sleep(30 - trio.current_time() % 30 - 0.5)
+        for runtime in (runtime_a, runtime_b):
+            assert runtime.liveness is not None
+            assert runtime.transport is not None
+            runtime.liveness.peers.clear()
+        sent_before = runtime_a.transport.stats.sent
+        flaky.failures = 1
         await trio.sleep(65)
         status = runtime_a.status()
         status_b = runtime_b.status()
@@ -202,7 +229,7 @@ async def test_node_timeouts_restart_the_transport_only(
     (peer_b,) = status_b["peers"]
     assert peer_a["pings_sent"] == peer_b["pings_sent"] == 3
     assert peer_a["pongs_received"] == peer_b["pongs_received"] == 2
-    assert status["messages"]["sent"] == 4
+    assert status["messages"]["sent"] - sent_before == 4
 
 
 async def test_hive_key_persists_across_restarts(
@@ -212,7 +239,7 @@ async def test_hive_key_persists_across_restarts(
     node = network.add_node("keeper", 0)
     keys = []
     for seed in (1, 2):
-        runtime = make_runtime(node, [], tmp_path, seed, inject_key=False)
+        runtime = make_runtime(node, tmp_path, seed, inject_key=False)
         async with trio.open_nursery() as nursery:
             await nursery.start(runtime.run)
             keys.append(runtime.status()["hive_key"])

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from hive.errors import HiveError, TransientError
 from hive.store import (
     DB_FILE,
+    META_GENESIS,
     MIGRATIONS,
     PeerSeen,
     RecordKind,
@@ -593,3 +594,24 @@ async def test_inline_mode_keeps_the_autojump_clock_still(
                 assert (await store.redeem_ticket(b"t", NODE_A, T0)).granted
         assert trio.current_time() == before
         nursery.cancel_scope.cancel()
+
+
+async def test_delete_record_and_clear_hive(store: Store) -> None:
+    with trio.fail_after(10):
+        await store.add_record(b"a" * 32, "member", "n1", b"body-a", 1)
+        await store.add_record(b"b" * 32, "exit", "n1", b"body-b", 2)
+        assert await store.delete_record(b"a" * 32) is True
+        assert await store.delete_record(b"a" * 32) is False
+        assert [r.hash for r in await store.records()] == [b"b" * 32]
+        await store.add_ticket(b"t" * 16, b"ticket", 1, 10, 1)
+        assert (await store.redeem_ticket(b"t" * 16, "n2", 5)).granted
+        await store.set_meta(META_GENESIS, b"genesis")
+        await store.set_meta("other", b"kept")
+        await store.touch_peer("n3", 7)
+        await store.clear_hive((META_GENESIS,))
+        assert await store.records() == []
+        assert await store.tickets() == []
+        assert await store.ticket_uses(b"t" * 16) == []
+        assert await store.get_meta(META_GENESIS) is None
+        assert await store.get_meta("other") == b"kept"
+        assert await store.last_seen("n3") == 7

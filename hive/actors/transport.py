@@ -67,6 +67,10 @@ class TransportLimits:
     expire_interval_s: float = 5.0
 
 
+def _admit_all(_received: Received) -> None:
+    return None
+
+
 class Transport:
     """Signs, sends, receives and dispatches hive messages for one node."""
 
@@ -91,6 +95,7 @@ class Transport:
         self.stats = TransportStats()
         self._rate = KeyedRateLimiter(rate=self._limits.peer_rate, burst=self._limits.peer_burst)
         self._by_class: dict[type[Message], list[Inbox[Received]]] = {}
+        self._admission: Callable[[Received], str | None] = _admit_all
         self._event_subscribers: list[Inbox[NodeEvent]] = []
 
     @property
@@ -101,6 +106,11 @@ class Transport:
         """Deliver received messages of these classes into ``inbox`` (wiring time only)."""
         for cls in classes:
             self._by_class.setdefault(cls, []).append(inbox)
+
+    def set_admission(self, admission: Callable[[Received], str | None]) -> None:
+        """Who may talk to us (wiring time only): ``admission`` returns why a verified frame
+        must be refused (e.g. "not-member"), or None to deliver it."""
+        self._admission = admission
 
     def subscribe_events(self, inbox: Inbox[NodeEvent]) -> None:
         """Deliver the node's non-message events (peers, channels, forwards) into ``inbox``."""
@@ -140,6 +150,10 @@ class Transport:
             self._reject(event.peer_id, exc.reason, str(exc))
             return
         if received is None:  # a fragment of a larger message; more to come
+            return
+        refusal = self._admission(received)
+        if refusal is not None:
+            self._reject(event.peer_id, refusal, type(received.message).__name__)
             return
         self.stats.received += 1
         subscribers = self._by_class.get(type(received.message), [])

@@ -25,7 +25,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import attrs
 import trio
 from pyln.client import Plugin
 from pyln.client.plugin import RpcException
@@ -34,7 +33,7 @@ from hive.cln.bridge import CommandCall, PluginBridge, RawStdin
 from hive.cln.events import CUSTOMMSG, EVENT_TOPICS
 from hive.cln.gateway import RpcGateway
 from hive.cln.node import ClnNode
-from hive.commands import Command, CommandError, JsonDict
+from hive.commands import CATALOGUE, Command, CommandError, CommandSpec, JsonDict
 from hive.config import Governance, HiveConfig
 from hive.errors import NodeError, TransientError
 
@@ -52,29 +51,8 @@ LOG_LEVELS = {
 SUBSCRIPTIONS = (*EVENT_TOPICS, "shutdown")
 
 
-@attrs.frozen
-class CommandSpec:
-    """An RPC method as registered in the manifest, before any handler exists."""
-
-    name: str
-    usage: str
-    description: str
-
-    @property
-    def param_names(self) -> tuple[str, ...]:
-        """Parameter names from ``usage`` (``"peer [amount]"`` -> ``("peer", "amount")``),
-        used to name positional parameters."""
-        return tuple(token.strip("[]") for token in self.usage.split() if token.strip("[]"))
-
-
-# The commands the production runtime serves (hive.runtime.Runtime.commands()).
-HIVE_COMMANDS: tuple[CommandSpec, ...] = (
-    CommandSpec(
-        name="hive-status",
-        usage="",
-        description="Show this companion's identity, actors, inboxes and message counters.",
-    ),
-)
+# The commands the production runtime serves: the one catalogue in hive.commands.
+HIVE_COMMANDS: tuple[CommandSpec, ...] = CATALOGUE
 
 
 class RuntimeLike(Protocol):

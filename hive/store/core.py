@@ -185,6 +185,15 @@ class Store:
             "add_record", lambda c: m.add_record(c, hash, kind, subject, body, now_ms)
         )
 
+    async def delete_record(self, hash: bytes) -> bool:
+        """Remove the record stored under ``hash``; False when there was none."""
+        return await self.run("delete_record", lambda c: m.delete_record(c, hash))
+
+    async def clear_hive(self, meta_keys: tuple[str, ...]) -> None:
+        """Forget the hive (records, tickets and their uses, ``meta_keys``) atomically; the
+        peers table and other meta stay."""
+        await self.run("clear_hive", lambda c: m.clear_hive(c, meta_keys))
+
     async def records(self) -> list[StoredRecord]:
         """Every stored record, in the order they were first added."""
         return await self.run("records", m.records)

@@ -79,6 +79,21 @@ def add_record(
         return cursor.rowcount == 1
 
 
+def delete_record(conn: sqlite3.Connection, hash: bytes) -> bool:
+    with write_transaction(conn):
+        cursor = conn.execute("DELETE FROM records WHERE hash = ?", (bytes(hash),))
+        return cursor.rowcount == 1
+
+
+def clear_hive(conn: sqlite3.Connection, meta_keys: tuple[str, ...]) -> None:
+    """Forget the hive: its records, tickets and the given meta keys, in one transaction."""
+    with write_transaction(conn):
+        conn.execute("DELETE FROM records")
+        conn.execute("DELETE FROM ticket_uses")
+        conn.execute("DELETE FROM tickets")
+        conn.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in meta_keys])
+
+
 def records(conn: sqlite3.Connection) -> list[StoredRecord]:
     rows = conn.execute(
         "SELECT hash, kind, subject, body, stored_ms FROM records ORDER BY rowid"

@@ -57,7 +57,7 @@ class EchoRuntime:
             "hive-slow": self._slow,
             "hive-fail": self._fail,
         }
-        return [Command(name, "", name, handler) for name, handler in handlers.items()]
+        return [Command(CommandSpec(name, "", name), handler) for name, handler in handlers.items()]
 
     async def _echo(self, params: Mapping[str, Any]) -> JsonDict:
         return {"echo": dict(params)}

@@ -86,7 +86,7 @@ async def test_command_waits_for_the_runtime(autojump_clock: trio.abc.Clock) -> 
 
         async def bind_later() -> None:
             await trio.sleep(2)
-            table.bind([Command("hive-x", "", "", _echo)])
+            table.bind([Command(CommandSpec("hive-x", "", ""), _echo)])
 
         nursery.start_soon(bind_later)
         result = await table.execute("hive-x", ("02ab", 5), {})
@@ -95,7 +95,12 @@ async def test_command_waits_for_the_runtime(autojump_clock: trio.abc.Clock) -> 
 
 async def test_param_mapping_and_node_errors(autojump_clock: trio.abc.Clock) -> None:
     table = CommandTable([*SPECS, CommandSpec("hive-y", "", "y")])
-    table.bind([Command("hive-x", "", "", _echo), Command("hive-y", "", "", _unavailable)])
+    table.bind(
+        [
+            Command(CommandSpec("hive-x", "", ""), _echo),
+            Command(CommandSpec("hive-y", "", ""), _unavailable),
+        ]
+    )
     assert await table.execute("hive-x", (), {"peer": "p"}) == {"peer": "p"}
     with pytest.raises(CommandError, match="at most 2 parameters") as info:
         await table.execute("hive-x", (1, 2, 3), {})

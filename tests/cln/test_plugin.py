@@ -14,7 +14,7 @@ from lightningd_double import LightningdDouble, Network, PluginCallError
 
 from cln.conftest import ECHO_PLUGIN, HIVE_PLUGIN
 from hive.cln.events import HIVE_MESSAGE_TYPE
-from hive.commands import CommandError
+from hive.commands import CATALOGUE, CommandError
 
 OURS = f"{HIVE_MESSAGE_TYPE:04x}"
 START = 60  # seconds allowed for a plugin process to start (imports on a loaded machine)
@@ -242,5 +242,48 @@ async def test_production_entry_point_serves_hive_status(network: Network) -> No
     with trio.fail_after(START):
         async with ld.running(HIVE_PLUGIN):
             status = await ld.call_plugin("hive-status")
-    assert [m["name"] for m in ld.manifest["rpcmethods"]] == ["hive-status"]
+    assert [m["name"] for m in ld.manifest["rpcmethods"]] == [c.name for c in CATALOGUE]
     assert status["node_id"] == ld.node_id
+
+
+async def test_three_plugins_form_a_hive_through_lightning_cli_calls(network: Network) -> None:
+    """genesis on alice, then bob and carol join with tickets alice issued; every node then
+    lists the same three members. Calls are shaped as lightning-cli sends them."""
+    names = ("alice", "bob", "carol", "dave")
+    alice, bob, carol, dave = (LightningdDouble(network, name) for name in names)
+    with trio.fail_after(4 * START):
+        async with (
+            alice.running(HIVE_PLUGIN),
+            bob.running(HIVE_PLUGIN),
+            carol.running(HIVE_PLUGIN),
+            dave.running(HIVE_PLUGIN),
+        ):
+            created = await alice.call_plugin("hive-genesis", {"name": "trio"})
+            for joiner in (bob, carol):
+                # lightning-cli -k hive-invite valid_hours=2 max_uses=1
+                invite = await alice.call_plugin("hive-invite", {"valid_hours": 2, "max_uses": 1})
+                # lightning-cli hive-join <ticket> <alice>@127.0.0.1:<port>  (positional)
+                joined = await joiner.call_plugin(
+                    "hive-join", [invite["ticket"], f"{alice.node_id}@127.0.0.1:{alice.port}"]
+                )
+                assert joined["hive_id"] == created["hive_id"]
+            # The announcement of carol reaches bob through alice (flooding), so poll briefly.
+            listings: dict[str, set[str]] = {}
+            while len(listings) < 3 or any(len(v) < 3 for v in listings.values()):
+                for ld in (alice, bob, carol):
+                    members = await ld.call_plugin("hive-members")
+                    listings[ld.node_id] = {m["node_id"] for m in members["members"]}
+                await trio.sleep(0.1)
+            # carol's single-use ticket is spent: dave is refused by the issuer's count.
+            refused = await _join_error(dave, invite["ticket"])
+            dave_status = await dave.call_plugin("hive-status")
+    everyone = {alice.node_id, bob.node_id, carol.node_id}
+    assert all(listing == everyone for listing in listings.values())
+    assert "ticket-exhausted" in refused
+    assert dave_status["hive"]["member"] is False
+
+
+async def _join_error(ld: LightningdDouble, ticket: str) -> str:
+    with pytest.raises(PluginCallError) as info:
+        await ld.call_plugin("hive-join", {"ticket": ticket})
+    return str(info.value)

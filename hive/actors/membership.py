@@ -1,0 +1,564 @@
+"""The membership actor: who is in the hive, and the joins, leaves and revocations that change it.
+
+It owns the roster (the verified set of member and exit records, :mod:`hive.protocol.roster`),
+persists every record that lands in SQLite, and spreads records through the fleet: each new
+record goes to every connected member at once (flooding, stopped by the roster's de-duplication),
+and a roster digest exchanged on every (re)connection and every ``sync_interval_s`` repairs
+whatever was lost: a member whose digest differs gets our whole roster.
+
+It runs the member side of the join handshake for candidates (challenge, active probe, ticket
+claim at the issuer, admission) and the candidate side for `hive-join`
+(:mod:`hive.actors.joining`). The handshake logic itself is the pure state machines of
+:mod:`hive.protocol.handshake`; this actor only carries out their actions.
+
+It also decides admission for the transport: every frame except the handshake's must come from
+an active member, over that member's own connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import attrs
+import nacl.signing
+import trio
+
+from hive.actors.joining import CandidateDriver, JoinResult
+from hive.actors.probe import probe_candidate
+from hive.actors.transport import Transport
+from hive.config import MembershipConfig
+from hive.errors import HiveError
+from hive.node.port import NodeEvent, NodeId, NodeInfo, NodePort, PeerConnected, PeerDisconnected
+from hive.protocol import cbor
+from hive.protocol.codec import CONVERTER
+from hive.protocol.errors import NOT_ISSUER, TICKET_EXHAUSTED, TICKET_UNKNOWN, ProtocolError
+from hive.protocol.handshake import (
+    Admit,
+    ClaimTicket,
+    MemberAction,
+    MemberHandshakes,
+    SendChallenge,
+    SendRefuse,
+    SendWelcome,
+    StartProbe,
+)
+from hive.protocol.membership import (
+    Challenge,
+    ChallengeAnswer,
+    ExitAnnounce,
+    ExitRecord,
+    Genesis,
+    Hello,
+    MemberAnnounce,
+    MemberRecord,
+    MemberStatus,
+    Refuse,
+    Roster,
+    RosterDigest,
+    RosterRecord,
+    RosterSync,
+    TicketClaim,
+    TicketClaimResult,
+    Welcome,
+    canonical_bytes,
+    record_hash,
+    sign_member,
+)
+from hive.protocol.messages import Message
+from hive.protocol.wire import Received
+from hive.store import META_GENESIS, Store
+from hive.supervisor import Inbox
+
+log = logging.getLogger(__name__)
+
+# Kinds a non-member may send us (a candidate joining), or we may receive before we are members.
+HANDSHAKE_KINDS: frozenset[type[Message]] = frozenset(
+    {Hello, ChallengeAnswer, Challenge, Welcome, Refuse}
+)
+MEMBERSHIP_KINDS: tuple[type[Message], ...] = (
+    *HANDSHAKE_KINDS,
+    TicketClaim,
+    TicketClaimResult,
+    MemberAnnounce,
+    ExitAnnounce,
+    RosterDigest,
+    RosterSync,
+)
+REDEEM_REASONS = {"exhausted": TICKET_EXHAUSTED, "unknown-ticket": TICKET_UNKNOWN}
+
+
+@attrs.define
+class MembershipStats:
+    records_landed: int = 0
+    announced: int = 0
+    syncs_sent: int = 0
+    joins_admitted: int = 0
+    joins_refused: Counter[str] = attrs.field(factory=Counter)
+    rejected: Counter[str] = attrs.field(factory=Counter)
+
+
+def decode_record(kind: str, body: bytes) -> RosterRecord:
+    """A stored record back from its canonical bytes (raises ProtocolError if damaged)."""
+    cls: type[RosterRecord] = MemberRecord if kind == "member" else ExitRecord
+    try:
+        record: RosterRecord = CONVERTER.structure(cbor.decode(body), cls)
+    except ProtocolError:
+        raise
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ProtocolError("bad-record", f"stored {kind} record: {exc}") from exc
+    return record
+
+
+def decode_genesis(body: bytes) -> Genesis:
+    try:
+        genesis: Genesis = CONVERTER.structure(cbor.decode(body), Genesis)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ProtocolError("bad-genesis", f"stored genesis: {exc}") from exc
+    return genesis
+
+
+class Membership:
+    """Roster keeper, record spreader, handshake driver and transport gatekeeper."""
+
+    def __init__(
+        self,
+        *,
+        node: NodePort,
+        transport: Transport,
+        store: Store,
+        signing_key: nacl.signing.SigningKey,
+        info: NodeInfo,
+        now_ms: Callable[[], int],
+        rng: random.Random,
+        config: MembershipConfig | None = None,
+    ) -> None:
+        self.node = node
+        self.transport = transport
+        self.store = store
+        self.signing_key = signing_key
+        self.info = info
+        self.node_id = bytes.fromhex(info.node_id)
+        self.hive_key = bytes(signing_key.verify_key)
+        self.now_ms = now_ms
+        self.rng = rng
+        self.config = config or MembershipConfig()
+        self.roster: Roster | None = None
+        self.stats = MembershipStats()
+        self.inbox: Inbox[Received] = Inbox(256)
+        self.events: Inbox[NodeEvent] = Inbox(256)
+        self.connected: set[NodeId] = set()
+        self.handshakes = MemberHandshakes(own_node_id=self.node_id, own_hive_key=self.hive_key)
+        self.candidate = CandidateDriver(self)
+        self._changed = trio.Event()
+        self._claim_waiters: dict[bytes, trio.Event] = {}
+        transport.subscribe(MEMBERSHIP_KINDS, self.inbox)
+        transport.subscribe_events(self.events)
+
+    # ------------------------------------------------------------------------------------------
+    # Queries
+
+    @property
+    def is_member(self) -> bool:
+        return self.roster is not None and self.node_id in self.roster.active()
+
+    def fleet_peers(self) -> list[NodeId]:
+        """Active members other than us (node ids), for liveness and broadcasts."""
+        if not self.is_member or self.roster is None:
+            return []
+        return sorted(n.hex() for n in self.roster.active() if n != self.node_id)
+
+    def admit(self, received: Received) -> str | None:
+        """Why the transport must refuse ``received``, or None to let it through."""
+        if type(received.message) in HANDSHAKE_KINDS:
+            return None
+        if self.roster is None:
+            return "not-member"
+        record = self.roster.by_hive_key(received.sender)
+        if record is None:
+            if self.roster.status(bytes.fromhex(received.peer_id)) is MemberStatus.REVOKED:
+                return "revoked"
+            return "not-member"
+        if record.body.cert.node_id.hex() != received.peer_id:
+            return "key-mismatch"
+        return None
+
+    # ------------------------------------------------------------------------------------------
+    # Life cycle
+
+    async def load(self) -> None:
+        """Rebuild the roster from the store (every record re-verified)."""
+        stored_genesis = await self.store.get_meta(META_GENESIS)
+        if stored_genesis is None:
+            return
+        roster = Roster(decode_genesis(stored_genesis))
+        stored = await self.store.records()
+        result = roster.merge(decode_record(row.kind, row.body) for row in stored)
+        for record, error in result.refused:
+            log.warning("stored record %s no longer verifies: %s", record_hash(record).hex(), error)
+        self.roster = roster
+        log.info(
+            "hive %s loaded: %d active members",
+            roster.hive_id.hex()[:16],
+            len(roster.active()),
+        )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.connected = {p.node_id for p in await self.node.list_peers() if p.connected}
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._messages, nursery)
+            nursery.start_soon(self._node_events)
+            nursery.start_soon(self._ticks, nursery)
+            nursery.start_soon(self._sync_loop)
+            nursery.start_soon(self._connector)
+            task_status.started()
+
+    # ------------------------------------------------------------------------------------------
+    # Records: apply, persist, spread
+
+    async def adopt(self, roster: Roster) -> None:
+        """Become a member of ``roster``'s hive (genesis or a verified Welcome)."""
+        await self.store.set_meta(META_GENESIS, canonical_bytes(roster.genesis))
+        await self._persist(roster.records(), ())
+        self.roster = roster
+        self._notify()
+
+    async def apply_records(
+        self, records: Iterable[RosterRecord], *, came_from: NodeId | None
+    ) -> int:
+        """Apply records from the network; persist and forward the ones that land."""
+        if self.roster is None:
+            return 0
+        result = self.roster.merge(records)
+        for record, error in result.refused:
+            self._reject(came_from, error.reason, f"{type(record).__name__}: {error.detail}")
+        await self._persist(result.landed, result.dropped)
+        if result.landed:
+            self._notify()
+            for record in result.landed:
+                await self.broadcast(_announce(record), exclude={came_from, _subject(record)})
+        return len(result.landed)
+
+    async def add_own_record(self, record: RosterRecord) -> None:
+        """Apply a record we signed, persist it and announce it to every connected member."""
+        assert self.roster is not None
+        # Taken before applying: after our own leave we have no fleet peers, yet they must hear.
+        targets = self.fleet_peers()
+        result = self.roster.apply(record)
+        await self._persist(result.landed, result.dropped)
+        self._notify()
+        for landed in result.landed:
+            # A new member learns its own admission from the Welcome instead.
+            await self.broadcast(_announce(landed), exclude={_subject(landed)}, targets=targets)
+
+    async def _persist(
+        self, landed: Sequence[RosterRecord], dropped: Sequence[RosterRecord]
+    ) -> None:
+        now = self.now_ms()
+        for record in landed:
+            kind = "member" if isinstance(record, MemberRecord) else "exit"
+            await self.store.add_record(
+                record_hash(record), kind, _subject(record), canonical_bytes(record), now
+            )
+        for record in dropped:
+            await self.store.delete_record(record_hash(record))
+        self.stats.records_landed += len(landed)
+
+    async def broadcast(
+        self,
+        message: Message,
+        *,
+        exclude: Iterable[NodeId | None] = (),
+        targets: Iterable[NodeId] | None = None,
+    ) -> None:
+        """Send ``message`` to every connected member (or of ``targets``) except ``exclude``."""
+        skip = set(exclude)
+        for peer in self.fleet_peers() if targets is None else targets:
+            if peer not in skip and peer in self.connected:
+                await self.transport.send(peer, message)
+                self.stats.announced += 1
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_changed(self) -> None:
+        await self._changed.wait()
+
+    # ------------------------------------------------------------------------------------------
+    # Inbound
+
+    async def _messages(self, nursery: trio.Nursery) -> None:
+        async for received in self.inbox.receive:
+            try:
+                await self._dispatch(received, nursery)
+            except ProtocolError as exc:
+                self._reject(received.peer_id, exc.reason, exc.detail)
+
+    async def _dispatch(self, received: Received, nursery: trio.Nursery) -> None:
+        msg = received.message
+        peer = received.peer_id
+        if isinstance(msg, Hello):
+            await self._on_hello(received, msg)
+        elif isinstance(msg, ChallengeAnswer):
+            actions = self.handshakes.on_answer(
+                bytes.fromhex(peer), msg, sender_key=received.sender, now_ms=self.now_ms()
+            )
+            await self._carry_out(actions, nursery)
+        elif isinstance(msg, Challenge | Welcome | Refuse):
+            await self.candidate.on_message(received, msg)
+        elif isinstance(msg, TicketClaim):
+            await self._on_claim(received, msg)
+        elif isinstance(msg, TicketClaimResult):
+            actions = self.handshakes.on_claim_result(
+                msg, sender_key=received.sender, now_ms=self.now_ms()
+            )
+            await self._carry_out(actions, nursery)
+        elif isinstance(msg, MemberAnnounce | ExitAnnounce):
+            await self.apply_records([msg.record], came_from=peer)
+        elif isinstance(msg, RosterDigest):
+            await self._on_digest(peer, msg)
+        elif isinstance(msg, RosterSync):
+            await self._on_sync(peer, msg)
+
+    async def _on_hello(self, received: Received, hello: Hello) -> None:
+        peer = received.peer_id
+        if not self.is_member or self.roster is None:
+            await self.transport.send(
+                peer,
+                Refuse(
+                    session=hello.session,
+                    reason="not-member",
+                    detail="this node is not a member of any hive",
+                ),
+            )
+            self.stats.joins_refused["not-member"] += 1
+            return
+        actions = self.handshakes.on_hello(
+            bytes.fromhex(peer),
+            hello,
+            roster=self.roster,
+            sender_key=received.sender,
+            nonce=self.rng.randbytes(32),
+            now_ms=self.now_ms(),
+        )
+        await self._carry_out(actions, None)
+
+    async def _on_claim(self, received: Received, claim: TicketClaim) -> None:
+        """We issued the ticket (or were asked as if we had): redeem it once, fleet-wide."""
+        result = await self.redeem(claim)
+        await self.transport.send(received.peer_id, result)
+
+    async def redeem(self, claim: TicketClaim) -> TicketClaimResult:
+        row = await self.store.ticket(claim.ticket_id)
+        if row is None:
+            return TicketClaimResult(
+                claim_id=claim.claim_id, ticket_id=claim.ticket_id, granted=False, reason=NOT_ISSUER
+            )
+        redeemed = await self.store.redeem_ticket(
+            claim.ticket_id, claim.candidate.hex(), self.now_ms()
+        )
+        reason = "granted" if redeemed.granted else REDEEM_REASONS.get(redeemed.reason, "denied")
+        log.info(
+            "ticket %s claim for %s: %s (uses %d)",
+            claim.ticket_id.hex(),
+            claim.candidate.hex(),
+            redeemed.reason,
+            redeemed.uses,
+        )
+        return TicketClaimResult(
+            claim_id=claim.claim_id,
+            ticket_id=claim.ticket_id,
+            granted=redeemed.granted,
+            reason=reason[:32],
+        )
+
+    async def _on_digest(self, peer: NodeId, digest: RosterDigest) -> None:
+        if self.roster is None or digest.hive_id != self.roster.hive_id:
+            return
+        if digest.digest != self.roster.digest():
+            await self.transport.send(peer, self.roster.sync_message())
+            self.stats.syncs_sent += 1
+
+    async def _on_sync(self, peer: NodeId, sync: RosterSync) -> None:
+        if self.roster is None or sync.hive_id != self.roster.hive_id:
+            return
+        landed = await self.apply_records([*sync.members, *sync.exits], came_from=peer)
+        if landed:
+            log.info("roster sync from %s: %d new records", peer, landed)
+
+    async def _node_events(self) -> None:
+        async for event in self.events.receive:
+            if isinstance(event, PeerConnected):
+                self.connected.add(event.peer_id)
+                if event.peer_id in self.fleet_peers() and self.roster is not None:
+                    await self.transport.send(event.peer_id, self.roster.digest_message())
+            elif isinstance(event, PeerDisconnected):
+                self.connected.discard(event.peer_id)
+
+    async def _sync_loop(self) -> None:
+        """Anti-entropy: compare roster digests with every connected member periodically."""
+        while True:
+            await trio.sleep(self.config.sync_interval_s)
+            if self.roster is None:
+                continue
+            for peer in self.fleet_peers():
+                if peer in self.connected:
+                    await self.transport.send(peer, self.roster.digest_message())
+
+    async def _connector(self) -> None:
+        """Keep a connection to every member: custom messages need one. Tries again whenever
+        the roster changes and every sync interval."""
+        while True:
+            for peer in self.fleet_peers():
+                if peer not in self.connected:
+                    await self._try_connect(peer)
+            with trio.move_on_after(self.config.sync_interval_s):
+                await self.wait_changed()
+
+    async def _try_connect(self, peer: NodeId) -> None:
+        try:
+            await self.node.connect(peer)
+        except HiveError as exc:
+            log.debug("cannot connect to member %s: %s", peer, exc)
+            return
+        if peer not in self.connected:
+            self.connected.add(peer)
+            if self.roster is not None:
+                await self.transport.send(peer, self.roster.digest_message())
+
+    async def _ticks(self, nursery: trio.Nursery) -> None:
+        while True:
+            await trio.sleep(self.config.tick_s)
+            await self._carry_out(self.handshakes.tick(self.now_ms()), nursery)
+            await self.candidate.tick()
+
+    # ------------------------------------------------------------------------------------------
+    # Member side of the handshake: carry out the state machine's actions
+
+    async def _carry_out(
+        self, actions: Sequence[MemberAction], nursery: trio.Nursery | None
+    ) -> None:
+        for action in actions:
+            if isinstance(action, SendChallenge | SendWelcome):
+                await self.transport.send(action.peer_id.hex(), action.message)
+            elif isinstance(action, SendRefuse):
+                reason = action.message.reason
+                self.stats.joins_refused[reason] += 1
+                log.info(
+                    "refused join of %s: %s (%s)",
+                    action.peer_id.hex(),
+                    reason,
+                    action.message.detail,
+                )
+                await self.transport.send(action.peer_id.hex(), action.message)
+            elif isinstance(action, StartProbe):
+                assert nursery is not None, "a probe starts only from a candidate's answer"
+                nursery.start_soon(self._probe_then_report, action)
+            elif isinstance(action, ClaimTicket):
+                await self._claim(action, nursery)
+            elif isinstance(action, Admit):
+                await self._admit(action)
+
+    async def _probe_then_report(self, action: StartProbe) -> None:
+        failure = await probe_candidate(self.node, action.peer_id.hex(), action.hello)
+        actions = self.handshakes.on_probe_result(
+            action.peer_id, action.hello.session, failure, self.now_ms()
+        )
+        await self._carry_out(actions, None)
+
+    async def _claim(self, action: ClaimTicket, nursery: trio.Nursery | None) -> None:
+        if action.local:
+            result = await self.redeem(action.message)
+            actions = self.handshakes.on_claim_result(
+                result, sender_key=self.hive_key, now_ms=self.now_ms()
+            )
+            await self._carry_out(actions, nursery)
+            return
+        issuer = action.issuer_node.hex()
+        if issuer not in self.connected:
+            await self._try_connect(issuer)
+        # If the issuer cannot be reached the session times out as "issuer-unreachable".
+        await self.transport.send(issuer, action.message)
+
+    async def _admit(self, action: Admit) -> None:
+        assert self.roster is not None
+        record = sign_member(self.signing_key, action.body)
+        try:
+            await self.add_own_record(record)
+        except ProtocolError as exc:
+            if exc.reason != "already-member":
+                raise
+            # A parallel session admitted this node first: welcome it with the record in force.
+            record = self.roster.active()[action.peer_id]
+        self.stats.joins_admitted += 1
+        members = tuple(r for r in self.roster.records() if isinstance(r, MemberRecord))
+        exits = tuple(r for r in self.roster.records() if isinstance(r, ExitRecord))
+        welcome = Welcome(
+            session=action.session,
+            record=record,
+            genesis=self.roster.genesis,
+            members=members,
+            exits=exits,
+        )
+        log.info("admitted %s to the hive", action.peer_id.hex())
+        self.handshakes.welcome_sent(action.peer_id, welcome)
+        await self.transport.send(action.peer_id.hex(), welcome)
+
+    # ------------------------------------------------------------------------------------------
+
+    async def join(
+        self, ticket_text: str, member: NodeId | None, host: str | None, port: int | None
+    ) -> JoinResult:
+        return await self.candidate.join(ticket_text, member, host, port)
+
+    def _reject(self, peer: NodeId | None, reason: str, detail: str) -> None:
+        self.stats.rejected[reason] += 1
+        log.info("membership: refused input from %s: %s (%s)", peer, reason, detail)
+
+    def status(self) -> dict[str, Any]:
+        roster = self.roster
+        now = self.now_ms()
+        return {
+            "hive_id": roster.hive_id.hex() if roster else None,
+            "member": self.is_member,
+            "role": self.role(),
+            "members": len(roster.active()) if roster else 0,
+            "records_landed": self.stats.records_landed,
+            "joins_admitted": self.stats.joins_admitted,
+            "joins_refused": dict(self.stats.joins_refused),
+            "rejected": dict(self.stats.rejected),
+            "handshakes": [
+                {
+                    "peer_id": v.peer_id.hex(),
+                    "session": v.session.hex(),
+                    "state": v.state.value,
+                    "age_s": (now - v.since_ms) / 1000,
+                }
+                for v in self.handshakes.views()
+            ],
+            "joining": self.candidate.status(),
+        }
+
+    def role(self) -> str | None:
+        if self.roster is None:
+            return None
+        if self.roster.is_admin(self.node_id):
+            return "admin"
+        return "member" if self.is_member else None
+
+
+def _announce(record: RosterRecord) -> Message:
+    if isinstance(record, MemberRecord):
+        return MemberAnnounce(record=record)
+    return ExitAnnounce(record=record)
+
+
+def _subject(record: RosterRecord) -> NodeId:
+    """The node a record is about."""
+    if isinstance(record, MemberRecord):
+        return record.body.cert.node_id.hex()
+    return record.body.node_id.hex()

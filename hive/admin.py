@@ -1,0 +1,324 @@
+"""Operator commands for membership: genesis, invite, join, members, leave, revoke.
+
+Handlers take the command's parameters as decoded JSON (lightning-cli passes ``-k`` values as
+JSON literals when they parse, else as strings, so both ``true`` and ``"true"`` are accepted;
+names may be spelled with ``-`` or ``_``) and return JSON-able dicts. Refusals are
+:class:`~hive.commands.CommandError` with a message an operator can act on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from hive.actors.liveness import Liveness
+from hive.actors.membership import Membership
+from hive.commands import CommandError, JsonDict
+from hive.errors import HiveError
+from hive.protocol.errors import ProtocolError
+from hive.protocol.membership import (
+    EXIT_LEAVE,
+    EXIT_REVOKE,
+    ROLE_ADMIN,
+    Certificate,
+    ExitBody,
+    ExitRecord,
+    Genesis,
+    MemberBody,
+    MemberRecord,
+    MemberStatus,
+    Roster,
+    TicketBody,
+    cert_text,
+    encode_ticket,
+    genesis_text,
+    sign_exit,
+    sign_member,
+    sign_ticket,
+    verify_genesis,
+)
+from hive.store import META_GENESIS
+
+log = logging.getLogger(__name__)
+
+HOUR_MS = 3_600_000
+MAX_VALID_HOURS = 24 * 365
+MAX_USES = 1000
+
+
+class Params:
+    """Typed access to a command's parameters, refusing unknown ones."""
+
+    def __init__(self, command: str, raw: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+        self.command = command
+        self.values = {key.replace("-", "_"): value for key, value in raw.items()}
+        unknown = sorted(set(self.values) - set(allowed))
+        if unknown:
+            raise CommandError(
+                CommandError.INVALID_PARAMS,
+                f"{command}: unknown parameter(s) {', '.join(unknown)}; "
+                f"accepted: {', '.join(allowed) or 'none'}",
+            )
+
+    def text(self, name: str, default: str | None = None, *, max_len: int = 200) -> str | None:
+        value = self.values.get(name)
+        if value is None:
+            return default
+        if not isinstance(value, str) or len(value) > max_len:
+            raise self._bad(name, f"a string of at most {max_len} characters", value)
+        return value
+
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        value = self.values.get(name, default)
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self._bad(name, f"a whole number from {low} to {high}", value)
+        return value
+
+    def flag(self, name: str) -> bool:
+        value = self.values.get(name, False)
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            raise self._bad(name, "true or false", value)
+        return value
+
+    def node_id(self, name: str, *, required: bool) -> str | None:
+        value = self.text(name, max_len=66)
+        if value is None:
+            if required:
+                raise CommandError(CommandError.INVALID_PARAMS, f"{self.command}: {name} is needed")
+            return None
+        return parse_node_id(value, f"{self.command}: {name}")
+
+    def _bad(self, name: str, want: str, value: object) -> CommandError:
+        return CommandError(
+            CommandError.INVALID_PARAMS, f"{self.command}: {name} must be {want}, got {value!r}"
+        )
+
+
+def parse_node_id(text: str, what: str) -> str:
+    value = text.strip().lower()
+    if len(value) != 66 or value[:2] not in ("02", "03"):
+        raise CommandError(
+            CommandError.INVALID_PARAMS, f"{what}: {text!r} is not a node id (66 hex characters)"
+        )
+    try:
+        bytes.fromhex(value)
+    except ValueError as exc:
+        raise CommandError(CommandError.INVALID_PARAMS, f"{what}: {text!r} is not hex") from exc
+    return value
+
+
+def parse_member_address(text: str) -> tuple[str, str | None, int | None]:
+    """``ID``, ``ID@HOST`` or ``ID@HOST:PORT``."""
+    node, _, address = text.partition("@")
+    node_id = parse_node_id(node, "hive-join: member")
+    if not address:
+        return node_id, None, None
+    host, sep, port_text = address.rpartition(":")
+    if not sep:
+        return node_id, address, None
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise CommandError(
+            CommandError.INVALID_PARAMS, f"hive-join: {port_text!r} is not a port number"
+        )
+    return node_id, host.strip("[]"), int(port_text)
+
+
+class MembershipCommands:
+    """The handlers; bound to one companion's membership and liveness actors."""
+
+    def __init__(self, membership: Membership, liveness: Liveness) -> None:
+        self.m = membership
+        self.liveness = liveness
+
+    async def genesis(self, raw: Mapping[str, Any]) -> JsonDict:
+        params = Params("hive-genesis", raw, ("name",))
+        name = params.text("name", "hive", max_len=64) or "hive"
+        m = self.m
+        if m.roster is not None and m.is_member:
+            raise CommandError(
+                CommandError.REFUSED,
+                f"already a member of hive {m.roster.hive_id.hex()}; hive-leave first",
+            )
+        created = m.now_ms()
+        try:
+            node_sig = await m.node.sign_message(genesis_text(m.node_id, m.hive_key, created, name))
+            genesis = Genesis(
+                name=name,
+                node_id=m.node_id,
+                hive_key=m.hive_key,
+                created_ms=created,
+                node_sig=node_sig,
+            )
+            hive_id = verify_genesis(genesis)
+            cert_sig = await m.node.sign_message(cert_text(hive_id, m.node_id, m.hive_key))
+        except (HiveError, ProtocolError) as exc:
+            raise CommandError(CommandError.NODE_ERROR, f"hive-genesis: {exc}") from exc
+        cert = Certificate(
+            hive_id=hive_id, node_id=m.node_id, hive_key=m.hive_key, node_sig=cert_sig
+        )
+        founder = sign_member(
+            m.signing_key,
+            MemberBody(
+                hive_id=hive_id,
+                cert=cert,
+                role=ROLE_ADMIN,
+                admitted_by=m.hive_key,
+                admitted_ms=created,
+                ticket_id=None,
+            ),
+        )
+        roster = Roster(genesis)
+        roster.apply(founder)
+        await m.store.clear_hive((META_GENESIS,))
+        await m.adopt(roster)
+        log.info("created hive %s (%s)", hive_id.hex(), name)
+        return {"hive_id": hive_id.hex(), "name": name, "founder": m.info.node_id, "role": "admin"}
+
+    async def invite(self, raw: Mapping[str, Any]) -> JsonDict:
+        params = Params(
+            "hive-invite", raw, ("valid_hours", "req_splice", "min_version", "max_uses", "for_node")
+        )
+        hours = params.integer("valid_hours", 24, low=1, high=MAX_VALID_HOURS)
+        max_uses = params.integer("max_uses", 1, low=1, high=MAX_USES)
+        req_splice = params.flag("req_splice")
+        min_version = params.text("min_version", "", max_len=32) or ""
+        for_node = params.node_id("for_node", required=False)
+        roster = self._roster("hive-invite")
+        if not roster.is_admin(self.m.node_id):
+            raise CommandError(CommandError.REFUSED, "hive-invite: only admins issue tickets")
+        m = self.m
+        now = m.now_ms()
+        body = TicketBody(
+            hive_id=roster.hive_id,
+            ticket_id=m.rng.randbytes(16),
+            issuer_key=m.hive_key,
+            issuer_node=m.node_id,
+            issued_ms=now,
+            expires_ms=now + hours * HOUR_MS,
+            max_uses=max_uses,
+            req_splice=req_splice,
+            min_version=min_version,
+            for_node=bytes.fromhex(for_node) if for_node else None,
+        )
+        ticket = sign_ticket(m.signing_key, body)
+        text = encode_ticket(ticket)
+        await m.store.add_ticket(body.ticket_id, text.encode(), now, body.expires_ms, max_uses)
+        return {
+            "ticket": text,
+            "ticket_id": body.ticket_id.hex(),
+            "hive_id": roster.hive_id.hex(),
+            "expires_at_ms": body.expires_ms,
+            "max_uses": max_uses,
+            "requires": {
+                "splicing": req_splice,
+                "min_version": min_version or None,
+                "for_node": for_node,
+            },
+        }
+
+    async def join(self, raw: Mapping[str, Any]) -> JsonDict:
+        params = Params("hive-join", raw, ("ticket", "member"))
+        ticket = params.text("ticket", max_len=4000)
+        if not ticket:
+            raise CommandError(CommandError.INVALID_PARAMS, "hive-join: a ticket is needed")
+        member_text = params.text("member", max_len=400)
+        member, host, port = (None, None, None)
+        if member_text:
+            member, host, port = parse_member_address(member_text)
+        result = await self.m.join(ticket, member, host, port)
+        return {"hive_id": result.hive_id, "joined_via": result.via, "members": result.members}
+
+    async def members(self, raw: Mapping[str, Any]) -> JsonDict:
+        Params("hive-members", raw, ())
+        roster = self._roster("hive-members")
+        now = self.m.now_ms()
+        rows = []
+        for record in roster.records():
+            if not isinstance(record, MemberRecord):
+                continue
+            node_id = record.body.cert.node_id
+            status = roster.status(node_id)
+            if roster.active().get(node_id) not in (None, record):
+                continue  # an older record of a node that came back
+            live = self.liveness.peers.get(node_id.hex())
+            seen = None if live is None or live.last_seen_ms is None else live.last_seen_ms
+            rows.append(
+                {
+                    "node_id": node_id.hex(),
+                    "hive_key": record.body.cert.hive_key.hex(),
+                    "role": "admin" if record.body.role == ROLE_ADMIN else "member",
+                    "status": status.value,
+                    "since_ms": record.body.admitted_ms,
+                    "admitted_by": record.body.admitted_by.hex(),
+                    "self": node_id == self.m.node_id,
+                    "last_seen_s_ago": None if seen is None else (now - seen) / 1000,
+                    "rtt_ms": None if live is None else live.rtt_ms,
+                }
+            )
+        return {"hive_id": roster.hive_id.hex(), "members": rows}
+
+    async def leave(self, raw: Mapping[str, Any]) -> JsonDict:
+        params = Params("hive-leave", raw, ("delete_data",))
+        delete = params.flag("delete_data")
+        roster = self._roster("hive-leave")
+        m = self.m
+        if not m.is_member:
+            raise CommandError(CommandError.REFUSED, "hive-leave: this node is not a member")
+        exit_record = self._exit(roster, m.node_id, EXIT_LEAVE, "left by the operator")
+        await m.add_own_record(exit_record)
+        hive_id = roster.hive_id.hex()
+        if delete:
+            await m.store.clear_hive((META_GENESIS,))
+            m.roster = None
+        log.info("left hive %s (local data %s)", hive_id, "deleted" if delete else "kept")
+        return {"hive_id": hive_id, "left": True, "data_deleted": delete}
+
+    async def revoke(self, raw: Mapping[str, Any]) -> JsonDict:
+        params = Params("hive-revoke", raw, ("node", "reason"))
+        target = params.node_id("node", required=True)
+        assert target is not None
+        reason = params.text("reason", "revoked by an admin", max_len=200) or ""
+        roster = self._roster("hive-revoke")
+        m = self.m
+        if not roster.is_admin(m.node_id):
+            raise CommandError(CommandError.REFUSED, "hive-revoke: only admins revoke")
+        subject = bytes.fromhex(target)
+        if subject == m.node_id:
+            raise CommandError(CommandError.REFUSED, "hive-revoke: use hive-leave to leave")
+        status = roster.status(subject)
+        if status is not MemberStatus.ACTIVE:
+            raise CommandError(
+                CommandError.NOT_FOUND,
+                f"hive-revoke: {target} is not an active member ({status.value})",
+            )
+        try:
+            await m.add_own_record(self._exit(roster, subject, EXIT_REVOKE, reason))
+        except ProtocolError as exc:
+            raise CommandError(CommandError.REFUSED, f"hive-revoke: {exc}") from exc
+        return {"hive_id": roster.hive_id.hex(), "revoked": target, "reason": reason}
+
+    def _exit(self, roster: Roster, subject: bytes, kind: int, reason: str) -> ExitRecord:
+        m = self.m
+        body = ExitBody(
+            hive_id=roster.hive_id,
+            node_id=subject,
+            by_key=m.hive_key,
+            at_ms=m.now_ms(),
+            kind=kind,
+            reason=reason,
+        )
+        return sign_exit(m.signing_key, body)
+
+    def _roster(self, command: str) -> Roster:
+        if self.m.roster is None:
+            raise CommandError(
+                CommandError.NOT_FOUND,
+                f"{command}: this node is in no hive "
+                "(hive-genesis creates one, hive-join joins one)",
+            )
+        return self.m.roster
