@@ -226,6 +226,7 @@ class Runtime:
             "hive_key": self.transport.wire.hive_key.hex(),
             "governance": self.config.governance.value,
             "hive": self.membership.status(),
+            "node": self.node.statistics(),
             "actors": actors,
             "messages": {
                 "received": t.received,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -276,6 +276,10 @@ class NodePort(Protocol):
         ...
 
     async def check_message(self, text: str, zbase: str, node_id: NodeId) -> bool: ...
+
+    def statistics(self) -> dict[str, Any]:
+        """Counters of this implementation (RPC calls and errors, events), for `hive-status`."""
+        ...
 
     async def set_open_ignored(self, peer_id: NodeId, ignored: bool, reason: str) -> None:
         """Stop (or resume) considering ``peer_id`` for channel opens, including telling

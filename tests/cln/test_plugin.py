@@ -244,6 +244,9 @@ async def test_production_entry_point_serves_hive_status(network: Network) -> No
             status = await ld.call_plugin("hive-status")
     assert [m["name"] for m in ld.manifest["rpcmethods"]] == [c.name for c in CATALOGUE]
     assert status["node_id"] == ld.node_id
+    # The RPC gateway's counters reach the operator.
+    assert status["node"]["rpc"]["getinfo"]["calls"] >= 1
+    assert status["node"]["rpc"]["getinfo"]["errors"] == 0
 
 
 async def test_three_plugins_form_a_hive_through_lightning_cli_calls(network: Network) -> None:

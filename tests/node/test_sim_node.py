@@ -32,7 +32,8 @@ def test_simnode_has_every_nodeport_method_with_its_parameters() -> None:
         port_params = list(inspect.signature(getattr(NodePort, name)).parameters)
         sim_params = list(inspect.signature(getattr(SimNode, name)).parameters)
         assert sim_params == port_params, name
-        assert inspect.iscoroutinefunction(getattr(SimNode, name)), name
+        port_async = inspect.iscoroutinefunction(getattr(NodePort, name))
+        assert inspect.iscoroutinefunction(getattr(SimNode, name)) == port_async, name
 
 
 async def test_open_confirms_after_delay_and_costs_onchain_fee(

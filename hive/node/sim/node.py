@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
 from hive.errors import NodeError
@@ -241,6 +242,10 @@ class SimNode:
     async def check_message(self, text: str, zbase: str, node_id: NodeId) -> bool:
         await trio.lowlevel.checkpoint()
         return lnsig.check_message(text, zbase, node_id)
+
+    def statistics(self) -> dict[str, Any]:
+        """The network's counters (shared by every simulated node) and this node's ignores."""
+        return {"network": attrs.asdict(self._net.stats), "open_ignored": self.open_ignored}
 
     async def set_open_ignored(self, peer_id: NodeId, ignored: bool, reason: str) -> None:
         await trio.lowlevel.checkpoint()
