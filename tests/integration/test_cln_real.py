@@ -53,3 +53,34 @@ def test_two_nodes_load_the_plugin_and_connect(node_factory: Any, hive_plugin: P
     l1.rpc.connect(l2.info["id"], "localhost", l2.port)
     assert l1.rpc.call("hive-status")["node_id"] == l1.info["id"]
     assert l2.rpc.call("hive-status")["node_id"] == l2.info["id"]
+
+
+def test_three_nodes_form_a_hive(node_factory: Any, hive_plugin: Path) -> None:
+    """genesis on l1; l2 and l3 join with single-use tickets through l1 over real custom
+    messages; every node lists the same three members, and a spent ticket is refused."""
+    from pyln.client import RpcError
+    from pyln.testing.utils import wait_for
+
+    l1, l2, l3 = node_factory.get_nodes(3, opts={"plugin": str(hive_plugin)})
+    created = l1.rpc.call("hive-genesis", {"name": "regtest"})
+    ticket = ""
+    for joiner in (l2, l3):
+        ticket = l1.rpc.call("hive-invite", {"valid_hours": 1})["ticket"]
+        joined = joiner.rpc.call(
+            "hive-join", {"ticket": ticket, "member": f"{l1.info['id']}@localhost:{l1.port}"}
+        )
+        assert joined["hive_id"] == created["hive_id"]
+    everyone = {l1.info["id"], l2.info["id"], l3.info["id"]}
+
+    def listed(node: Any) -> set[str]:
+        return {m["node_id"] for m in node.rpc.call("hive-members")["members"]}
+
+    for node in (l1, l2, l3):
+        wait_for(lambda node=node: listed(node) == everyone)
+        assert node.rpc.call("hive-status")["hive"]["members"] == 3
+
+    l4 = node_factory.get_node(options={"plugin": str(hive_plugin)})
+    with pytest.raises(RpcError, match="ticket-exhausted"):
+        l4.rpc.call(
+            "hive-join", {"ticket": ticket, "member": f"{l1.info['id']}@localhost:{l1.port}"}
+        )
