@@ -288,7 +288,8 @@ async def test_a_lying_manifest_is_refused_after_the_probe(
     hello = Hello(session=b"s" * 16, ticket=ticket, cert=cert, manifest=manifest)
     wire = HiveWire(key, first_seq=1)
     # The liar answers the challenge honestly (it has both keys), so only the probe catches it.
-    (frame,) = wire.pack(hello, sim_ms(), msg_id=1)
+    (hello_frame,) = wire.pack(hello, sim_ms(), msg_id=1)
+    frame = hello_frame
     events, received = trio.open_memory_channel[NodeEvent](100)
     await sim.nursery.start(liar_node.run_events, events)
     await liar_node.send_custommsg(sim.nodes[0].node_id, frame)
@@ -306,6 +307,12 @@ async def test_a_lying_manifest_is_refused_after_the_probe(
     assert "splicing" in refusal.detail
     assert founder.status()["hive"]["joins_refused"] == {"manifest-lie": 1}
     assert await record_count(founder) == 1
+    # Replaying the Hello or the answer verbatim goes no further than the transport.
+    await liar_node.send_custommsg(sim.nodes[0].node_id, hello_frame)
+    await liar_node.send_custommsg(sim.nodes[0].node_id, frame)
+    await trio.sleep(2)
+    assert founder.status()["messages"]["rejected"]["replay"] == 2
+    assert founder.status()["hive"]["joins_refused"] == {"manifest-lie": 1}
 
 
 async def _next_hive_message(
