@@ -244,15 +244,26 @@ class Membership:
 
     async def add_own_record(self, record: RosterRecord) -> None:
         """Apply a record we signed, persist it and announce it to every connected member."""
+        landed, targets = await self._apply_own(record)
+        await self._announce_own(landed, targets)
+
+    async def _apply_own(
+        self, record: RosterRecord
+    ) -> tuple[tuple[RosterRecord, ...], list[NodeId]]:
         assert self.roster is not None
         # Taken before applying: after our own leave we have no fleet peers, yet they must hear.
         targets = self.fleet_peers()
         result = self.roster.apply(record)
         await self._persist(result.landed, result.dropped)
         self._notify()
-        for landed in result.landed:
+        return result.landed, targets
+
+    async def _announce_own(
+        self, landed: Sequence[RosterRecord], targets: Sequence[NodeId]
+    ) -> None:
+        for record in landed:
             # A new member learns its own admission from the Welcome instead.
-            await self.broadcast(_announce(landed), exclude={_subject(landed)}, targets=targets)
+            await self.broadcast(_announce(record), exclude={_subject(record)}, targets=targets)
 
     async def _persist(
         self, landed: Sequence[RosterRecord], dropped: Sequence[RosterRecord]
@@ -487,8 +498,10 @@ class Membership:
     async def _admit(self, action: Admit) -> None:
         assert self.roster is not None
         record = sign_member(self.signing_key, action.body)
+        landed: tuple[RosterRecord, ...] = ()
+        targets: list[NodeId] = []
         try:
-            await self.add_own_record(record)
+            landed, targets = await self._apply_own(record)
         except ProtocolError as exc:
             if exc.reason != "already-member":
                 raise
@@ -506,7 +519,10 @@ class Membership:
         )
         log.info("admitted %s to the hive", action.peer_id.hex())
         self.handshakes.welcome_sent(action.peer_id, welcome)
+        # The Welcome goes first, so the newcomer tends to know the fleet before the fleet,
+        # hearing the announcement, starts talking to it.
         await self.transport.send(action.peer_id.hex(), welcome)
+        await self._announce_own(landed, targets)
 
     # ------------------------------------------------------------------------------------------
 
