@@ -17,6 +17,7 @@ import trio.testing
 
 from hive.commands import CommandError
 from hive.config import HiveConfig
+from hive.errors import NodeError
 from hive.node.port import CustomMessage, NodeEvent
 from hive.node.sim import SimNetwork, SimNode, generate_graph
 from hive.protocol.membership import (
@@ -383,3 +384,30 @@ async def test_commands_explain_misuse(sim: Sim, autojump_clock: trio.testing.Mo
     invite = await lone.command("hive-invite")({"valid-hours": "2", "req-splice": "true"})
     assert invite["requires"]["splicing"] is True
     assert invite["ticket"].startswith("hive1")
+
+
+async def test_a_node_that_refuses_to_sign_fails_the_join_not_the_companion(
+    sim: Sim, autojump_clock: trio.testing.MockClock
+) -> None:
+    founder = await sim.companion("founder")
+    await call(founder, "hive-genesis")
+    invite = await call(founder, "hive-invite")
+    stubborn = sim.network.add_node("stubborn", 0)
+    sim.nodes.append(stubborn)
+    runtime = await sim.start(stubborn)
+    signed: list[str] = []
+    real_sign = stubborn.sign_message
+
+    async def sign_once_then_refuse(text: str) -> str:
+        # The certificate is signed; the challenge is refused (say, an HSM says no).
+        if signed:
+            raise NodeError("signmessage: refused by the signer", code=-1)
+        signed.append(text)
+        return await real_sign(text)
+
+    stubborn.sign_message = sign_once_then_refuse  # type: ignore[method-assign]
+    with pytest.raises(CommandError, match="node-error: the node did not sign"):
+        await call(runtime, "hive-join", ticket=invite["ticket"])
+    # The companion is still running and serving commands.
+    assert all(a["running"] for a in runtime.status()["actors"])
+    assert runtime.status()["hive"]["member"] is False

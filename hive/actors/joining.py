@@ -15,7 +15,7 @@ import trio
 
 from hive.actors.probe import offers_splicing
 from hive.commands import CommandError
-from hive.errors import HiveError
+from hive.errors import HiveError, NodeError
 from hive.node.port import ChannelState, NodeId
 from hive.protocol.errors import ProtocolError
 from hive.protocol.handshake_candidate import (
@@ -158,7 +158,13 @@ class CandidateDriver:
                 await m.transport.send(action.member_id.hex(), action.message)
             elif isinstance(action, SignChallenge):
                 assert self.session is not None
-                node_sig = await m.node.sign_message(action.text)
+                try:
+                    node_sig = await m.node.sign_message(action.text)
+                except NodeError as exc:
+                    self._finish(
+                        Failed("node-error", f"the node did not sign the challenge: {exc}")
+                    )
+                    continue
                 await self._carry_out(self.session.on_signed(node_sig, m.now_ms()))
             elif isinstance(action, Joined):
                 await m.adopt(action.roster)

@@ -31,7 +31,7 @@ from hive.actors.joining import CandidateDriver, JoinResult
 from hive.actors.probe import probe_candidate
 from hive.actors.transport import Transport
 from hive.config import MembershipConfig
-from hive.errors import HiveError
+from hive.errors import HiveError, NodeError
 from hive.node.port import NodeEvent, NodeId, NodeInfo, NodePort, PeerConnected, PeerDisconnected
 from hive.protocol import cbor
 from hive.protocol.codec import CONVERTER
@@ -308,6 +308,16 @@ class Membership:
                 await self._dispatch(received, nursery)
             except ProtocolError as exc:
                 self._reject(received.peer_id, exc.reason, exc.detail)
+            except NodeError as exc:
+                # The node refused a request made on this message's behalf (signing, a store
+                # write is a StoreError and not caught here): that message fails, we go on.
+                self.stats.rejected["node-error"] += 1
+                log.warning(
+                    "node error while handling %s from %s: %s",
+                    type(received.message).__name__,
+                    received.peer_id,
+                    exc,
+                )
 
     async def _dispatch(self, received: Received, nursery: trio.Nursery) -> None:
         msg = received.message
