@@ -67,6 +67,12 @@ CATALOGUE: tuple[CommandSpec, ...] = (
         "This companion's identity, hive, actors, message counters, peers and handshakes.",
     ),
     CommandSpec(
+        "hive-state",
+        "[member]",
+        "The fleet view from gossiped state (coverage, capacity and share per target, "
+        "liquidity per member); with MEMBER, that member's record and its age.",
+    ),
+    CommandSpec(
         "hive-genesis",
         "[name]",
         "Create a new hive with this node as its founder and first admin.",

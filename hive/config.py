@@ -24,6 +24,43 @@ class MembershipConfig:
     tick_s: float = 1.0
     # Hive software version announced in a join manifest.
     hive_version: str = "0.1.0"
+    # A record learned from another member is passed on to this many other connected members,
+    # chosen at random (None: to all). Its signer already sent it to every member it is
+    # connected to, so forwarding only has to reach the few it is not; digests repair the rest.
+    relay_fanout: int | None = 3
+
+
+@attrs.frozen
+class GossipConfig:
+    """State gossip, the fleet state map and saturation (see ARCHITECTURE.md, "The brain")."""
+
+    # Keepalive period: with nothing material to publish, a member still says "my state is
+    # still version V" this often; anti-entropy digests go out on the same period.
+    interval_s: float = 300.0
+    # How often our own state is rebuilt from the node and checked for a material change
+    # (channel events also trigger a check at once).
+    check_s: float = 30.0
+    # A member silent for more than this many intervals is stale (left out of the fleet view).
+    stale_intervals: int = 3
+    # Material change: a channel added or removed or resized, a peer's local share moving by
+    # more than this (parts per million: 50_000 = 5 percentage points), or outbound, inbound or
+    # on-chain liquidity moving by more than ``liquidity_fraction`` of its published value.
+    share_change_ppm: int = 50_000
+    liquidity_fraction: float = 0.10
+    # Relaying: hop limit, and how many eligible members a new frame is forwarded to (chosen
+    # at random; None: every eligible member, the protocol's plain flooding).
+    max_hops: int = 4
+    relay_fanout: int | None = 2
+    # Anti-entropy: periodic digests go to this many connected members (chosen at random).
+    digest_fanout: int = 3
+    # At most one snapshot request per origin this often, one snapshot answer per requester.
+    request_gap_s: float = 30.0
+    # How often the public capacity of the fleet's targets is refreshed from the node's graph.
+    graph_refresh_s: float = 600.0
+    # Saturation: ignore a target for opens above ``saturation_cap`` fleet share, release it
+    # below ``saturation_release``.
+    saturation_cap: float = 0.25
+    saturation_release: float = 0.15
 
 
 @attrs.frozen
@@ -34,3 +71,4 @@ class HiveConfig:
     # Seconds between liveness pings to connected members.
     ping_interval_s: float = 60.0
     membership: MembershipConfig = attrs.field(factory=MembershipConfig)
+    gossip: GossipConfig = attrs.field(factory=GossipConfig)

@@ -118,10 +118,10 @@ async def run_demo(
                 options.duration_s if options.duration_s is not None else float("inf")
             ):
                 while True:
-                    statuses = await _snapshot(companions)
+                    statuses = await _snapshot(companions, graph)
                     _show(out, render_table(statuses, trio.current_time() - started))
                     await trio.sleep(options.refresh_s * options.speed)
-            statuses = await _snapshot(companions)
+            statuses = await _snapshot(companions, graph)
             _show(out, render_table(statuses, trio.current_time() - started))
             nursery.cancel_scope.cancel()
     return statuses
@@ -159,10 +159,13 @@ async def form_hive(companions: Sequence[Companion], out: TextIO) -> None:
         )
 
 
-async def _snapshot(companions: Sequence[Companion]) -> list[dict[str, Any]]:
+async def _snapshot(companions: Sequence[Companion], graph: Graph) -> list[dict[str, Any]]:
     rows = []
     for companion in companions:
         status = companion.runtime.status()
+        for target in status.get("gossip", {}).get("fleet", {}).get("top_targets", []):
+            index = graph.index.get(target["target"])
+            target["alias"] = graph.aliases[index] if index is not None else None
         channels = await companion.node.list_channels()
         status["channels_normal"] = sum(c.state is ChannelState.NORMAL for c in channels)
         status["channels_opening"] = sum(c.state is ChannelState.OPENING for c in channels)
@@ -201,9 +204,39 @@ def render_table(statuses: Sequence[dict[str, Any]], elapsed_s: float) -> str:
             f"{len(alive):>2}/{len(peers):<2} {rtt:>6} {msgs['sent']:>6} {msgs['received']:>6} "
             f"{sum(msgs['rejected'].values()):>4} {restarts:>8}"
         )
+    lines.extend(_fleet_lines(statuses))
     lines.append("")
     lines.append("alive: fleet peers that answered a ping in the last 90 s.  Ctrl-C to stop.")
     return "\n".join(lines)
+
+
+def _fleet_lines(statuses: Sequence[dict[str, Any]]) -> list[str]:
+    """The fleet view as the first companion with gossip figures sees it (all converge to the
+    same view), and every target any companion ignores for saturation."""
+    views = [s["gossip"] for s in statuses if s.get("gossip")]
+    if not views:
+        return []
+    fleet = views[0]["fleet"]
+    lines = [
+        "",
+        f"fleet: {fleet['members']} fresh members, {len(fleet['stale'])} stale, coverage "
+        f"{fleet['coverage']} targets, capacity {fleet['fleet_capacity_sat']:,} sat, "
+        f"states sent {sum(v['states_sent'] for v in views)}, "
+        f"relayed {sum(v['relayed'] for v in views)}",
+    ]
+    top = ", ".join(
+        f"{_name(t)} {t['share'] * 100:.2f}% ({t['members']})" for t in fleet["top_targets"]
+    )
+    lines.append(f"top targets by fleet share: {top or '-'}")
+    ignored = sorted({target for v in views for target in v["fleet"]["ignored"]})
+    shown = ", ".join(f"{target[:12]}.." for target in ignored)
+    lines.append(f"ignored for saturation: {shown or 'none'}")
+    return lines
+
+
+def _name(target: dict[str, Any]) -> str:
+    alias = target.get("alias")
+    return alias[:20] if alias else f"{target['target'][:12]}.."
 
 
 def _clock(seconds: float) -> str:

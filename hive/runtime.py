@@ -9,7 +9,9 @@ Wiring (all channels bounded, each receive side owned by exactly one actor)::
 
     node port --events--> transport --Received(Ping, Pong)------------> liveness
                             ^  |  +--Received(Hello, ..., RosterSync)--> membership
+                            |  |  +--Received(State*, Relayed)--------> gossip --> fleetstate
                             |  +----NodeEvent(peers)-------------------> membership
+                            |  +----NodeEvent(peers, channels, fwds)---> gossip
                             +------------------ outbox <---------------- (every actor)
 
 The transport asks membership whether each verified frame may pass (members only, except the
@@ -30,10 +32,12 @@ import nacl.signing
 import trio
 
 from hive import keys
+from hive.actors.fleetstate import FleetState
+from hive.actors.gossip import Gossip
 from hive.actors.liveness import Liveness
 from hive.actors.membership import Membership
 from hive.actors.transport import Transport
-from hive.admin import MembershipCommands
+from hive.admin import MembershipCommands, Params
 from hive.commands import Command, CommandError, JsonDict, spec
 from hive.config import HiveConfig
 from hive.errors import TransientError
@@ -78,6 +82,8 @@ class Runtime:
         self.info: NodeInfo | None = None
         self.transport: Transport | None = None
         self.liveness: Liveness | None = None
+        self.fleet: FleetState | None = None
+        self.gossip: Gossip | None = None
         self.ready = trio.Event()
 
     # ------------------------------------------------------------------------------------------
@@ -114,7 +120,29 @@ class Runtime:
                 now_ms=self._now_ms,
                 rng=self._rng,
             )
+            fleet = FleetState(
+                node=self.node,
+                store=store,
+                membership=membership,
+                node_id=info.node_id,
+                now_ms=self._now_ms,
+                config=self.config.gossip,
+            )
+            await fleet.load()
+            gossip = Gossip(
+                node=self.node,
+                transport=transport,
+                membership=membership,
+                fleet=fleet,
+                store=store,
+                node_id=info.node_id,
+                now_ms=self._now_ms,
+                rng=self._rng,
+                config=self.config.gossip,
+            )
+            await gossip.load()
             self.transport, self.liveness, self.membership = transport, liveness, membership
+            self.fleet, self.gossip = fleet, gossip
             self._admin = MembershipCommands(membership, liveness)
             async with trio.open_nursery() as nursery:
                 supervisor = Supervisor(nursery, backoff=self._backoff)
@@ -122,6 +150,8 @@ class Runtime:
                 await supervisor.start("transport", transport.run, inbox=transport.events)
                 await supervisor.start("membership", membership.run, inbox=membership.inbox)
                 await supervisor.start("liveness", liveness.run, inbox=liveness.inbox)
+                await supervisor.start("fleetstate", fleet.run)
+                await supervisor.start("gossip", gossip.run, inbox=gossip.inbox)
                 log.info("hive companion for %s is running", info.node_id)
                 self.ready.set()
                 task_status.started()
@@ -152,7 +182,10 @@ class Runtime:
             "hive-leave": MembershipCommands.leave,
             "hive-revoke": MembershipCommands.revoke,
         }
-        bound = [Command(spec("hive-status"), self._cmd_status)]
+        bound = [
+            Command(spec("hive-status"), self._cmd_status),
+            Command(spec("hive-state"), self._cmd_state),
+        ]
         for name, method in handlers.items():
             bound.append(Command(spec(name), self._membership_handler(name, method)))
         return bound
@@ -177,6 +210,25 @@ class Runtime:
             )
         return self.status()
 
+    async def _cmd_state(self, params: Mapping[str, Any]) -> JsonDict:
+        """`hive-state`: the fleet view; `hive-state MEMBER`: one member's record and age."""
+        member = Params("hive-state", params, ("member",)).node_id("member", required=False)
+        fleet = self.fleet
+        if fleet is None or self.membership is None:
+            raise CommandError(CommandError.NOT_READY, "hive-state: the companion is starting")
+        if not self.membership.is_member:
+            raise CommandError(CommandError.NOT_FOUND, "hive-state: this node is in no hive")
+        if member is None:
+            view = fleet.view().to_json()
+            view["ignored"] = dict(sorted(fleet.ignore_reasons.items()))
+            return view
+        record = fleet.describe(member)
+        if record is None:
+            raise CommandError(
+                CommandError.NOT_FOUND, f"hive-state: no state record of {member} is held"
+            )
+        return record
+
     def command(self, name: str) -> Callable[[Mapping[str, Any]], Awaitable[JsonDict]]:
         """The handler of one command (for in-process callers such as the demo and tests)."""
         for bound in self.commands():
@@ -191,6 +243,8 @@ class Runtime:
             or self.transport is None
             or self.liveness is None
             or self.membership is None
+            or self.gossip is None
+            or self.fleet is None
         ):
             raise CommandError(CommandError.NOT_READY, "the hive companion is still starting")
         supervisor = self._supervisor
@@ -236,4 +290,5 @@ class Runtime:
                 "dropped": dict(t.dropped),
             },
             "peers": peers,
+            "gossip": {**self.gossip.status(), **self.fleet.status()},
         }

@@ -111,3 +111,43 @@ async def _run_until_table_then_signal(
             await proc.wait()
         if proc.stdout is not None:
             await proc.stdout.aclose()
+
+
+def test_render_table_shows_the_fleet_view() -> None:
+    fleet = {
+        "members": 4,
+        "stale": ["02" + "cd" * 32],
+        "coverage": 9,
+        "fleet_capacity_sat": 24_000_000,
+        "top_targets": [
+            {"target": "03" + "ef" * 32, "share": 0.3125, "members": 3},
+            {"target": "02" + "11" * 32, "share": 0.05, "members": 1, "alias": "ACINQ"},
+        ],
+        "ignored": {"03" + "ef" * 32: "fleet share 31% (...) > cap 25%"},
+    }
+    status = {
+        "alias": "hive-1",
+        "hive": {"hive_id": "ab" * 32, "role": "admin", "members": 5},
+        "node_id": "02" + "ab" * 32,
+        "channels_normal": 2,
+        "channels_opening": 0,
+        "local_sat": 4_000_000,
+        "onchain_sat": 15_000_000,
+        "peers": [],
+        "messages": {"sent": 7, "received": 5, "rejected": {}},
+        "actors": [],
+        "gossip": {"states_sent": 12, "relayed": 30, "fleet": fleet},
+    }
+    other = dict(status, alias="hive-2", gossip={"states_sent": 3, "relayed": 4, "fleet": fleet})
+    lines = render_table([status, other], 60.0).splitlines()
+    start = lines.index("")
+    assert lines[start + 1] == (
+        "fleet: 4 fresh members, 1 stale, coverage 9 targets, capacity 24,000,000 sat, "
+        "states sent 15, relayed 34"
+    )
+    assert lines[start + 2] == (
+        "top targets by fleet share: 03efefefefef.. 31.25% (3), ACINQ 5.00% (1)"
+    )
+    assert lines[start + 3] == "ignored for saturation: 03efefefefef.."
+    # Without gossip figures (a companion still starting) there is no fleet section.
+    assert not any(line.startswith("fleet:") for line in render_table([], 0.0).splitlines())

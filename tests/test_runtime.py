@@ -104,7 +104,13 @@ async def test_hive_status_command(fleet: Fleet, autojump_clock: trio.testing.Mo
     (status_cmd,) = [c for c in runtime.commands() if c.name == "hive-status"]
     result = await status_cmd.handler({})
     assert result["node_id"] == fleet.nodes[0].node_id
-    assert {a["name"] for a in result["actors"]} == {"transport", "membership", "liveness"}
+    assert {a["name"] for a in result["actors"]} == {
+        "transport",
+        "membership",
+        "liveness",
+        "fleetstate",
+        "gossip",
+    }
     assert result["hive"]["role"] == "admin"
     with pytest.raises(CommandError) as info:
         await status_cmd.handler({"bogus": 1})

@@ -239,7 +239,12 @@ class Membership:
         if result.landed:
             self._notify()
             for record in result.landed:
-                await self.broadcast(_announce(record), exclude={came_from, _subject(record)})
+                skip = {came_from, _subject(record)}
+                onward = [p for p in self.fleet_peers() if p not in skip and p in self.connected]
+                fanout = self.config.relay_fanout
+                if fanout is not None and len(onward) > fanout:
+                    onward = self.rng.sample(onward, fanout)
+                await self.broadcast(_announce(record), targets=onward)
         return len(result.landed)
 
     async def add_own_record(self, record: RosterRecord) -> None:

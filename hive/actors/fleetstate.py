@@ -1,0 +1,270 @@
+"""The fleet-state actor: the state map of every member's latest record, clamped to the public
+graph, staleness, the fleet view, and saturation-aware ignore sync.
+
+The gossip actor (:mod:`hive.actors.gossip`) puts records into :attr:`FleetState.statemap` as
+they arrive and calls :meth:`FleetState.member_updated`; this actor then
+
+* refreshes that member's public channels from the node (``list_public_channels``) and
+  re-clamps every record against them: a claim above what the member's public channels hold is
+  cut, logged with its figures, and counted as a reputation note (``capacity-clamped``) that
+  our own published state carries (:meth:`reputation`);
+* learns the public capacity of every target the fleet reaches (new ones at once, all of them
+  every ``graph_refresh_s``) for the fleet's share of it;
+* forgets members that left or were revoked;
+* evaluates saturation (:class:`~hive.fleet.saturation.SaturationTracker`) after every change
+  and every ``check_s``: each target newly ignored or released goes to
+  ``node.set_open_ignored`` (which runs ``clboss-unmanage`` where CLBOSS runs) and is logged
+  with its reason; the ignored set is persisted (store meta ``saturation-ignored``) and
+  re-asserted at start, so a restart neither forgets nor flaps. Saturation is not evaluated
+  before every active member's record is held or one interval has passed since start (an empty
+  map would otherwise release every ignored target at once).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from hive.actors.membership import Membership
+from hive.config import GossipConfig
+from hive.fleet.clamp import CLAMP_REASON, ClampNote, PublicCapacity
+from hive.fleet.saturation import SaturationChange, SaturationPolicy, SaturationTracker
+from hive.fleet.statemap import StateMap
+from hive.fleet.view import FleetView
+from hive.node.port import ChannelState, NodeId, NodePort, PublicChannel
+from hive.protocol.gossip import MAX_NOTES, ReputationNote
+from hive.store import Store
+
+log = logging.getLogger(__name__)
+
+META_SATURATION = "saturation-ignored"
+"""The targets we ignore for saturation: JSON ``{target: reason}``."""
+
+TOP_TARGETS = 5
+
+
+@attrs.define
+class FleetStats:
+    clamps: int = 0  # clamp notes logged (new or changed cuts)
+    graph_refreshes: int = 0  # public-channel lookups of members and targets
+    ignored: int = 0  # saturation changes to "ignored"
+    released: int = 0  # saturation changes to "released"
+    removed_members: int = 0
+
+
+class FleetState:
+    """Owner of the state map, the public-capacity figures and the saturation tracker."""
+
+    def __init__(
+        self,
+        *,
+        node: NodePort,
+        store: Store,
+        membership: Membership,
+        node_id: NodeId,
+        now_ms: Callable[[], int],
+        config: GossipConfig | None = None,
+    ) -> None:
+        self.node = node
+        self.store = store
+        self.membership = membership
+        self.node_id = node_id
+        self.now_ms = now_ms
+        self.config = config or GossipConfig()
+        interval_ms = int(self.config.interval_s * 1000)
+        self.statemap = StateMap(stale_after_ms=interval_ms * self.config.stale_intervals)
+        self.tracker = SaturationTracker(
+            SaturationPolicy(cap=self.config.saturation_cap, release=self.config.saturation_release)
+        )
+        self.ignore_reasons: dict[NodeId, str] = {}
+        self.stats = FleetStats()
+        self._member_channels: dict[NodeId, list[PublicChannel]] = {}
+        self._target_totals: dict[NodeId, int] = {}
+        self._clamp_counts: Counter[NodeId] = Counter()
+        self._pending: set[NodeId] = set()
+        self._wake = trio.Event()
+        self._started_ms: int | None = None
+        self.changes: list[SaturationChange] = []  # every saturation change, oldest first
+
+    # ------------------------------------------------------------------------------------------
+    # Called by the gossip actor and the commands (synchronous, never wait)
+
+    def member_updated(self, member: NodeId) -> None:
+        """A newer record of ``member`` landed in the map: refresh its public channels."""
+        self._pending.add(member)
+        self._wake.set()
+
+    def reputation(self) -> tuple[ReputationNote, ...]:
+        """Our notes against members whose claims we had to cut (evidence: how many times)."""
+        notes = [
+            ReputationNote(peer=bytes.fromhex(member), reason=CLAMP_REASON, count=min(n, 2**32 - 1))
+            for member, n in sorted(self._clamp_counts.items())
+        ]
+        return tuple(notes[:MAX_NOTES])
+
+    def view(self) -> FleetView:
+        return self.statemap.fleet_view(self.now_ms(), self._target_totals)
+
+    def describe(self, member: NodeId) -> dict[str, Any] | None:
+        return self.statemap.describe(member, self.now_ms())
+
+    def summary(self) -> dict[str, Any]:
+        """The fleet view in brief, for `hive-status` and the demo's table."""
+        view = self.view()
+        ranked = sorted(
+            (t for t in view.targets if t.share is not None),
+            key=lambda t: (-(t.share or 0.0), t.target),
+        )
+        return {
+            "members": len(view.members),
+            "stale": list(view.stale),
+            "coverage": view.coverage,
+            "fleet_capacity_sat": view.fleet_capacity_sat,
+            "top_targets": [
+                {"target": t.target, "share": t.share, "members": t.member_count}
+                for t in ranked[:TOP_TARGETS]
+            ],
+            "ignored": dict(sorted(self.ignore_reasons.items())),
+        }
+
+    def status(self) -> dict[str, Any]:
+        return {**attrs.asdict(self.stats), "fleet": self.summary()}
+
+    # ------------------------------------------------------------------------------------------
+    # Life cycle
+
+    async def load(self) -> None:
+        """Restore the ignored set (and re-assert it on the node: idempotent)."""
+        stored = await self.store.get_meta(META_SATURATION)
+        if stored is None:
+            return
+        reasons = json.loads(stored.decode())
+        if not isinstance(reasons, dict):
+            raise ValueError(f"store meta {META_SATURATION!r} is not a JSON object")
+        self.ignore_reasons = {str(k): str(v) for k, v in reasons.items()}
+        self.tracker = SaturationTracker(self.tracker.policy, self.ignore_reasons)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._started_ms = self.now_ms()
+        for target, reason in sorted(self.ignore_reasons.items()):
+            await self.node.set_open_ignored(target, True, reason)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._refresh_loop)
+            nursery.start_soon(self._targets_loop)
+            nursery.start_soon(self._roster_loop)
+            task_status.started()
+
+    async def _refresh_loop(self) -> None:
+        """Refresh updated members' public channels, then re-evaluate saturation."""
+        while True:
+            with trio.move_on_after(self.config.check_s):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            pending, self._pending = self._pending, set()
+            for member in sorted(pending):
+                if member in self.statemap:
+                    self._member_channels[member] = list(
+                        await self.node.list_public_channels(member)
+                    )
+                    self.stats.graph_refreshes += 1
+            if pending:
+                self._reclamp()
+            await self._fetch_targets(only_new=True)
+            await self.evaluate_saturation()
+
+    async def _targets_loop(self) -> None:
+        while True:
+            await trio.sleep(self.config.graph_refresh_s)
+            for member in self.statemap.members():
+                self._member_channels[member] = list(await self.node.list_public_channels(member))
+                self.stats.graph_refreshes += 1
+            self._reclamp()
+            await self._fetch_targets(only_new=False)
+
+    async def _roster_loop(self) -> None:
+        """Forget members that are no longer active."""
+        while True:
+            await self.membership.wait_changed()
+            active = set(self.membership.fleet_peers()) | {self.node_id}
+            for member in self.statemap.members():
+                if member not in active:
+                    self.statemap.remove(member)
+                    self._member_channels.pop(member, None)
+                    self.stats.removed_members += 1
+                    log.info("fleet state: forgot %s (no longer an active member)", member)
+            self._wake.set()
+
+    def _reclamp(self) -> None:
+        graph = PublicCapacity.from_channels(
+            channel for channels in self._member_channels.values() for channel in channels
+        )
+        for note in self.statemap.set_public_graph(graph):
+            self._log_clamp(note)
+
+    def _log_clamp(self, note: ClampNote) -> None:
+        self.stats.clamps += 1
+        self._clamp_counts[note.member] += 1
+        log.warning("fleet state: clamped a claim: %s", note.reason)
+
+    async def _fetch_targets(self, *, only_new: bool) -> None:
+        members = set(self.statemap.members())
+        targets: set[NodeId] = set()
+        for member in members:
+            entry = self.statemap.entry(member)
+            if entry is not None:
+                targets.update(edge.peer.hex() for edge in entry.effective.topology)
+        for target in sorted(targets - members):
+            if only_new and target in self._target_totals:
+                continue
+            channels = await self.node.list_public_channels(target)
+            self.stats.graph_refreshes += 1
+            seen: set[str] = set()
+            total = 0
+            for channel in channels:
+                if channel.short_channel_id not in seen:
+                    seen.add(channel.short_channel_id)
+                    total += channel.capacity_msat // 1000
+            self._target_totals[target] = total
+
+    # ------------------------------------------------------------------------------------------
+    # Saturation
+
+    def _warmed_up(self) -> bool:
+        active = set(self.membership.fleet_peers()) | {self.node_id}
+        if active <= set(self.statemap.members()):
+            return True
+        started = self._started_ms if self._started_ms is not None else self.now_ms()
+        return self.now_ms() - started >= self.config.interval_s * 1000
+
+    async def evaluate_saturation(self) -> list[SaturationChange]:
+        """Apply the tracker's changes to the node, log and persist them; return them."""
+        if not self.membership.is_member or not self._warmed_up():
+            return []
+        ours = {
+            c.peer_id for c in await self.node.list_channels() if c.state is not ChannelState.CLOSED
+        }
+        result = self.tracker.evaluate(self.view(), ours)
+        for change in result.changes:
+            ignored = change.action.value == "ignore"
+            await self.node.set_open_ignored(change.target, ignored, change.reason)
+            if ignored:
+                self.ignore_reasons[change.target] = change.reason
+                self.stats.ignored += 1
+            else:
+                self.ignore_reasons.pop(change.target, None)
+                self.stats.released += 1
+            self.changes.append(change)
+            log.info("saturation: %s %s: %s", change.action.value, change.target, change.reason)
+        if result.changes:
+            payload = json.dumps(self.ignore_reasons, sort_keys=True).encode()
+            await self.store.set_meta(META_SATURATION, payload)
+        return list(result.changes)
+
+
+__all__ = ["META_SATURATION", "FleetState", "FleetStats"]
