@@ -312,7 +312,7 @@ async def test_a_lying_manifest_is_refused_after_the_probe(
     await liar_node.send_custommsg(sim.nodes[0].node_id, hello_frame)
     await liar_node.send_custommsg(sim.nodes[0].node_id, frame)
     await trio.sleep(2)
-    assert founder.status()["messages"]["rejected"]["replay"] == 2
+    assert founder.status()["messages"]["dropped"]["duplicate"] == 2
     assert founder.status()["hive"]["joins_refused"] == {"manifest-lie": 1}
 
 

@@ -25,7 +25,7 @@ import trio
 
 from hive.errors import PeerUnreachable
 from hive.node.port import CustomMessage, NodeEvent, NodeId, NodePort, PeerDisconnected
-from hive.protocol.errors import ProtocolError
+from hive.protocol.errors import REPLAY, ProtocolError
 from hive.protocol.messages import Message
 from hive.protocol.wire import HiveWire, Received
 from hive.ratelimit import KeyedRateLimiter
@@ -147,6 +147,12 @@ class Transport:
         try:
             received = self._wire.unpack(event.peer_id, event.message, now_ms)
         except ProtocolError as exc:
+            if exc.reason == REPLAY:
+                # A frame we accepted already: usually a copy that a relay delivered first,
+                # at worst a replay. Harmless either way, so not counted as a rejection.
+                self.stats.dropped["duplicate"] += 1
+                log.debug("duplicate frame from %s: %s", event.peer_id, exc)
+                return
             self._reject(event.peer_id, exc.reason, str(exc))
             return
         if received is None:  # a fragment of a larger message; more to come
