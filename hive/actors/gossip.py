@@ -335,7 +335,11 @@ class Gossip:
                 await self._send_digest(event.peer_id)
 
     async def _roster_loop(self) -> None:
-        """New members get our snapshot and a digest; becoming a member publishes at once."""
+        """New members get our snapshot; becoming a member publishes at once.
+
+        No digest goes with it: every member sends the newcomer its own snapshot, so a digest
+        would only make the newcomer request the states that are already on their way (for
+        N members, N requests per join); the periodic digests repair whatever was lost."""
         known = set(self.membership.fleet_peers())
         while True:
             await self.membership.wait_changed()
@@ -348,7 +352,6 @@ class Gossip:
                     self.stats.states_sent += await self._send(
                         [peer], StateSnapshot(state=self.published)
                     )
-                    await self._send_digest(peer)
             known = current
 
     # ------------------------------------------------------------------------------------------
