@@ -59,9 +59,8 @@ from hive.node.port import (
     PeerConnected,
 )
 from hive.protocol.codec import encode_message
-from hive.protocol.envelope import MIN_FRAME_LEN, TYPE_LEN
+from hive.protocol.envelope import MIN_FRAME_LEN
 from hive.protocol.errors import DELTA_GAP, OWN_FRAME, REPLAY, ProtocolError
-from hive.protocol.fragment import Reassembler
 from hive.protocol.gossip import (
     MemberState,
     Relayed,
@@ -212,28 +211,12 @@ class Gossip:
     # ------------------------------------------------------------------------------------------
     # Sending
 
-    def _sign(self, message: Message) -> bytes:
-        """``message`` as one frame signed by our wire (the next seq), to send to many peers.
-
-        One frame for all receivers matters: the replay guard deduplicates by (origin, seq),
-        so copies of one frame that arrive over several paths are recognised as one."""
-        now = self.now_ms()
-        parts = self.transport.wire.pack(message, now, msg_id=self.rng.getrandbits(64))
-        if len(parts) == 1:
-            return parts[0][TYPE_LEN:]
-        # A large snapshot went out as fragments: join them back into the frame.
-        joiner = Reassembler()
-        for part in parts:
-            frame = joiner.feed("self", part[TYPE_LEN:], now)
-            if frame is not None:
-                return frame
-        raise AssertionError("the wire's own fragments did not reassemble")
-
     async def _send(self, peers: Iterable[NodeId], message: Message) -> int:
         """Send ``message``, signed once, to each of ``peers``; return how many."""
         targets = list(peers)
         if targets:
-            frame = self._sign(message)
+            # Signed once: copies arriving over several paths are one (origin, seq).
+            frame = self.transport.wire.sign(message, self.now_ms())
             for peer in targets:
                 await self.transport.outbox.send(Outgoing(peer, frame=frame))
             self.stats.bytes_sent += len(frame) * len(targets)

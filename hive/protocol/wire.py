@@ -157,6 +157,14 @@ class HiveWire:
         Raises ProtocolError("too-large") if the frame exceeds the limits (no seq is used then),
         ValueError on a number out of range, OverflowError when the seq space is exhausted.
         """
+        return self.pack_frame(self.sign(message, now_ms), msg_id=msg_id)
+
+    def sign(self, message: Message, now_ms: int) -> bytes:
+        """``message`` as one signed frame with the next sequence number, not yet wrapped: for
+        a message that goes to many peers as the same frame (see :meth:`pack_frame`), so that
+        copies arriving over several paths are recognised as one by the replay guard.
+
+        Raises as :meth:`pack` does."""
         kind, payload = encode_message(message)
         frame_len = MIN_FRAME_LEN + len(payload)
         if frame_len > self._limits.max_frame_len:
@@ -176,7 +184,7 @@ class HiveWire:
         )
         self._next_seq += 1
         self.stats.packed += 1
-        return self.pack_frame(frame, msg_id=msg_id)
+        return frame
 
     def pack_frame(self, frame: bytes, *, msg_id: int) -> list[bytes]:
         """Wrap an already signed frame (ours, or one we relay unchanged) into BOLT 1 messages."""

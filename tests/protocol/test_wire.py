@@ -371,3 +371,19 @@ def test_bit_flips_in_fragments_never_yield_a_message(data: st.DataObject) -> No
 def test_oversized_input_rejected_quickly() -> None:
     bob = _wire(KEY_B)
     assert _reject(bob, TYPE + b"HV\x01\x00" + bytes(10_000_000)).reason == "too-large"
+
+
+def test_one_signed_frame_sent_to_many_is_accepted_once_per_receiver() -> None:
+    sender = HiveWire(KEY_A, first_seq=7)
+    frame = sender.sign(Ping(nonce=b"n" * 8), NOW)
+    assert sender.next_seq == 8
+    assert verify_frame(frame).seq == 7
+    receivers = [_wire(KEY_B), _wire(KEY_C)]
+    for receiver in receivers:
+        (whole,) = sender.pack_frame(frame, msg_id=1)
+        got = receiver.unpack("02" + "aa" * 32, whole, NOW)
+        assert got is not None and got.message == Ping(nonce=b"n" * 8)
+        # The same frame arriving again (say, by a relay) is a replay for that receiver.
+        with pytest.raises(ProtocolError) as info:
+            receiver.unpack("03" + "bb" * 32, whole, NOW)
+        assert info.value.reason == "replay"
