@@ -382,7 +382,8 @@ def test_one_signed_frame_sent_to_many_is_accepted_once_per_receiver() -> None:
     for receiver in receivers:
         (whole,) = sender.pack_frame(frame, msg_id=1)
         got = receiver.unpack("02" + "aa" * 32, whole, NOW)
-        assert got is not None and got.message == Ping(nonce=b"n" * 8)
+        assert got is not None
+        assert got.message == Ping(nonce=b"n" * 8)
         # The same frame arriving again (say, by a relay) is a replay for that receiver.
         with pytest.raises(ProtocolError) as info:
             receiver.unpack("03" + "bb" * 32, whole, NOW)
