@@ -34,7 +34,7 @@ from hive.cln.events import CUSTOMMSG, EVENT_TOPICS
 from hive.cln.gateway import RpcGateway
 from hive.cln.node import ClnNode
 from hive.commands import CATALOGUE, Command, CommandError, CommandSpec, JsonDict
-from hive.config import Governance, HiveConfig
+from hive.config import GossipConfig, Governance, HiveConfig
 from hive.errors import NodeError, TransientError
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ LOG_LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+_DEFAULT_GOSSIP = GossipConfig()
 SUBSCRIPTIONS = (*EVENT_TOPICS, "shutdown")
 
 
@@ -87,11 +88,33 @@ def config_from_init(options: Mapping[str, Any], configuration: Mapping[str, Any
     level = options.get("hive-log-level") or "info"
     if level not in LOG_LEVELS:
         raise OptionError(f"hive-log-level must be one of {sorted(LOG_LEVELS)}, got {level!r}")
+    cap = _fraction(options, "hive-saturation-cap", _DEFAULT_GOSSIP.saturation_cap)
+    release = _fraction(options, "hive-saturation-release", _DEFAULT_GOSSIP.saturation_release)
+    if not release < cap:
+        raise OptionError(
+            f"hive-saturation-release ({release}) must be below hive-saturation-cap ({cap})"
+        )
     return HiveConfig(
         data_dir=Path(data_dir) if data_dir else Path(lightning_dir) / "hive",
         governance=gov,
         log_level=level,
+        gossip=GossipConfig(saturation_cap=cap, saturation_release=release),
     )
+
+
+def _fraction(options: Mapping[str, Any], name: str, default: float) -> float:
+    """A share in (0, 1], given as "0.25" or "25%"."""
+    raw = options.get(name)
+    if raw in (None, ""):
+        return default
+    text = str(raw).strip()
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise OptionError(f"{name} must be a share such as 0.25 or 25%, got {raw!r}") from None
+    if not 0 < value <= 1:
+        raise OptionError(f"{name} must be above 0 and at most 1 (100%), got {raw!r}")
+    return value
 
 
 class CommandTable:
@@ -253,6 +276,19 @@ def _register(plugin: Any, bridge: PluginBridge, specs: Sequence[CommandSpec]) -
     )
     plugin.add_option(
         "hive-log-level", "info", "Hive log level: debug|info|warn|error", opt_type="string"
+    )
+    plugin.add_option(
+        "hive-saturation-cap",
+        str(_DEFAULT_GOSSIP.saturation_cap),
+        "Fleet share of a target's public capacity above which members without a channel to it "
+        "stop considering it for opens (0.25 or 25%)",
+        opt_type="string",
+    )
+    plugin.add_option(
+        "hive-saturation-release",
+        str(_DEFAULT_GOSSIP.saturation_release),
+        "Fleet share below which a saturated target is considered for opens again; below the cap",
+        opt_type="string",
     )
 
     def on_init(options: Mapping[str, Any], configuration: Mapping[str, Any], **_: Any) -> Any:

@@ -127,3 +127,31 @@ def test_config_from_init() -> None:
         config_from_init({"hive-log-level": "loud"}, {"lightning-dir": "/ln"})
     with pytest.raises(OptionError, match="lightning-dir"):
         config_from_init({}, {})
+
+
+@pytest.mark.parametrize(
+    ("cap", "release", "expected"),
+    [
+        (None, None, (0.25, 0.15)),
+        ("30%", None, (0.30, 0.15)),
+        ("0.5", "0.4", (0.5, 0.4)),
+    ],
+)
+def test_saturation_options(cap: str | None, release: str | None, expected: tuple) -> None:
+    options = {"hive-saturation-cap": cap, "hive-saturation-release": release}
+    gossip = config_from_init(options, {"lightning-dir": "/ln"}).gossip
+    assert (gossip.saturation_cap, gossip.saturation_release) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("options", "complaint"),
+    [
+        ({"hive-saturation-cap": "lots"}, "share such as"),
+        ({"hive-saturation-cap": "0"}, "above 0"),
+        ({"hive-saturation-cap": "150%"}, "at most 1"),
+        ({"hive-saturation-cap": "0.1"}, "below hive-saturation-cap"),
+    ],
+)
+def test_bad_saturation_options_disable_with_a_reason(options: dict, complaint: str) -> None:
+    with pytest.raises(OptionError, match=complaint):
+        config_from_init(options, {"lightning-dir": "/ln"})

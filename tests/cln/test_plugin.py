@@ -31,6 +31,8 @@ async def test_manifest_and_init(network: Network) -> None:
         "hive-data-dir",
         "hive-governance",
         "hive-log-level",
+        "hive-saturation-cap",
+        "hive-saturation-release",
     }
     assert all(o["dynamic"] is False for o in manifest["options"])
     assert [h["name"] for h in manifest["hooks"]] == ["custommsg"]

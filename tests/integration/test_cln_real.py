@@ -23,7 +23,13 @@ from pyln.testing.fixtures import *  # noqa: E402, F403  (node_factory and its f
 
 pytestmark = pytest.mark.integration
 
-HIVE_OPTIONS = ("hive-data-dir", "hive-governance", "hive-log-level")
+HIVE_OPTIONS = (
+    "hive-data-dir",
+    "hive-governance",
+    "hive-log-level",
+    "hive-saturation-cap",
+    "hive-saturation-release",
+)
 
 
 @pytest.fixture
