@@ -29,13 +29,12 @@ from typing import TypeVar
 
 import attrs
 
-from hive.protocol.codec import decode_message
 from hive.protocol.envelope import verify_frame
-from hive.protocol.errors import BAD_RELAY, OWN_FRAME, UNKNOWN_KIND, ProtocolError
+from hive.protocol.errors import BAD_RELAY, ProtocolError
 from hive.protocol.gossip import MAX_HOPS, Relayed, StateDelta, StateRequest, StateSnapshot
 from hive.protocol.messages import REGISTRY, Message
 from hive.protocol.replay import ReplayGuard
-from hive.protocol.wire import Received
+from hive.protocol.wire import Received, accept
 
 N = TypeVar("N", bound=Hashable)
 
@@ -77,31 +76,12 @@ def open_relayed(
         envelope = verify_frame(relayed.frame)
     except ProtocolError as exc:
         raise exc.with_sender(relayer) from exc
-    origin = envelope.sender
-    if origin == own_key:
-        raise ProtocolError(OWN_FRAME, f"relayed seq {envelope.seq} is a frame we signed")
     cls = REGISTRY.by_kind(envelope.kind)
-    if cls is None:
-        raise ProtocolError(
-            UNKNOWN_KIND, f"relayed kind {envelope.kind:#06x} is not known", sender=origin
-        )
     if cls is Relayed:
         raise ProtocolError(BAD_RELAY, "a Relayed frame inside a Relayed frame", sender=relayer)
-    if cls not in relayable:
+    if cls is not None and cls not in relayable:
         raise ProtocolError(BAD_RELAY, f"{cls.__name__} is not relayable", sender=relayer)
-    try:
-        replay.check(origin, envelope.seq, envelope.timestamp_ms, now_ms)
-        inner = decode_message(envelope.kind, envelope.payload)
-    except ProtocolError as exc:
-        raise exc.with_sender(origin) from exc
-    return Received(
-        peer_id=peer_id,
-        sender=origin,
-        seq=envelope.seq,
-        timestamp_ms=envelope.timestamp_ms,
-        message=inner,
-        frame=envelope.frame,
-    )
+    return accept(envelope, peer_id=peer_id, own_key=own_key, replay=replay, now_ms=now_ms)
 
 
 def _hops(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:

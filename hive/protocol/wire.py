@@ -109,6 +109,30 @@ class WireStats:
     rejected: dict[str, int] = attrs.Factory(dict)  # ProtocolError.reason -> count
 
 
+def accept(
+    envelope: Envelope, *, peer_id: str, own_key: bytes, replay: ReplayGuard, now_ms: int
+) -> Received:
+    """The steps after a frame's signature verified, shared by direct and relayed frames:
+    refuse our own frames, pass the replay guard (which also de-duplicates copies that arrive
+    by several paths), decode the body. Errors carry the frame's sender."""
+    sender = envelope.sender
+    try:
+        if sender == own_key:
+            raise ProtocolError(OWN_FRAME, f"seq {envelope.seq} is a frame we signed")
+        replay.check(sender, envelope.seq, envelope.timestamp_ms, now_ms)
+        message = decode_message(envelope.kind, envelope.payload)
+    except ProtocolError as exc:
+        raise exc.with_sender(sender) from exc
+    return Received(
+        peer_id=peer_id,
+        sender=sender,
+        seq=envelope.seq,
+        timestamp_ms=envelope.timestamp_ms,
+        message=message,
+        frame=envelope.frame,
+    )
+
+
 class HiveWire:
     """Framing, signing, fragmentation, verification, replay protection and decoding."""
 
@@ -240,22 +264,12 @@ class HiveWire:
             if len(whole) > self._limits.max_frame_len:
                 raise ProtocolError(TOO_LARGE, f"reassembled frame of {len(whole)} bytes")
             frame = whole
-        envelope = verify_frame(frame)
-        sender = envelope.sender
-        try:
-            if sender == self._hive_key:
-                raise ProtocolError(OWN_FRAME, f"seq {envelope.seq} is a frame we signed")
-            self._replay.check(sender, envelope.seq, envelope.timestamp_ms, now_ms)
-            message = decode_message(envelope.kind, envelope.payload)
-        except ProtocolError as exc:
-            raise exc.with_sender(sender) from exc
-        return Received(
+        return accept(
+            verify_frame(frame),
             peer_id=peer_id,
-            sender=sender,
-            seq=envelope.seq,
-            timestamp_ms=envelope.timestamp_ms,
-            message=message,
-            frame=envelope.frame,
+            own_key=self._hive_key,
+            replay=self._replay,
+            now_ms=now_ms,
         )
 
     def expire(self, now_ms: int) -> None:
