@@ -36,6 +36,7 @@ from hive.actors.fleetstate import FleetState
 from hive.actors.gossip import Gossip
 from hive.actors.liveness import Liveness
 from hive.actors.membership import Membership
+from hive.actors.sequence import keep_reserved, starting_seq
 from hive.actors.transport import Transport
 from hive.admin import MembershipCommands, Params
 from hive.commands import Command, CommandError, JsonDict, spec
@@ -44,7 +45,7 @@ from hive.errors import TransientError
 from hive.node.port import NodeInfo, NodePort
 from hive.protocol.wire import HiveWire
 from hive.store import open_store
-from hive.supervisor import Backoff, Supervisor
+from hive.supervisor import Backoff, Supervisor, actor
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +96,10 @@ class Runtime:
             signing_key = await trio.to_thread.run_sync(keys.load_or_create, self.config.data_dir)
         info = await self._node_info()
         self.info = info
-        # Sequence numbers stay monotonic across restarts without a disk write per message:
-        # microseconds since the epoch always exceed the previous run's last sequence number
-        # unless that run sent more than a million messages per second (docs/PROTOCOL.md).
-        wire = HiveWire(signing_key, first_seq=self._now_ms() * 1000)
-        transport = Transport(self.node, wire, now_ms=self._now_ms, rng=self._rng)
         async with open_store(self.config.data_dir, run_inline=self._store_inline) as store:
+            # Monotonic across restarts without a disk write per message (hive/actors/sequence).
+            wire = HiveWire(signing_key, first_seq=await starting_seq(store, self._now_ms()))
+            transport = Transport(self.node, wire, now_ms=self._now_ms, rng=self._rng)
             membership = Membership(
                 node=self.node,
                 transport=transport,
@@ -147,6 +146,7 @@ class Runtime:
             async with trio.open_nursery() as nursery:
                 supervisor = Supervisor(nursery, backoff=self._backoff)
                 self._supervisor = supervisor
+                await supervisor.start("sequence", actor(keep_reserved, wire, store))
                 await supervisor.start("transport", transport.run, inbox=transport.events)
                 await supervisor.start("membership", membership.run, inbox=membership.inbox)
                 await supervisor.start("liveness", liveness.run, inbox=liveness.inbox)

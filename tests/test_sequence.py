@@ -1,0 +1,52 @@
+"""Sequence numbers never repeat across restarts, even with the wall clock set back."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import nacl.signing
+import trio
+import trio.testing
+
+from hive.actors.sequence import CHECK_S, RESERVE, keep_reserved, starting_seq
+from hive.protocol.messages import Ping
+from hive.protocol.wire import HiveWire
+from hive.store import META_LAST_SEQ, open_store
+
+NOW_MS = 1_761_350_400_000
+KEY = nacl.signing.SigningKey(b"\x31" * 32)
+
+
+async def test_restart_with_the_clock_set_back_continues_above_every_used_seq(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    reserve = 10
+    async with open_store(tmp_path, run_inline=True) as store:
+        first = await starting_seq(store, NOW_MS, reserve=reserve)
+        assert first == NOW_MS * 1000
+        wire = HiveWire(KEY, first_seq=first)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(functools.partial(keep_reserved, wire, store, reserve=reserve))
+            # Send three reservations' worth, checking in between: the keeper keeps ahead.
+            for _ in range(6):
+                for i in range(reserve // 2):
+                    wire.sign(Ping(nonce=i.to_bytes(8, "big")), NOW_MS)
+                await trio.sleep(CHECK_S + 1)
+            nursery.cancel_scope.cancel()
+        used = wire.next_seq - 1
+        reserved = int.from_bytes(await store.get_meta(META_LAST_SEQ) or b"", "big")
+        assert reserved > used
+    # The next run's clock is an hour behind: it still starts above everything used.
+    async with open_store(tmp_path, run_inline=True) as store:
+        again = await starting_seq(store, NOW_MS - 3_600_000)
+    assert again > used
+
+
+async def test_first_start_reserves_ahead_of_the_clock(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with open_store(tmp_path, run_inline=True) as store:
+        seq = await starting_seq(store, NOW_MS)
+        reserved = int.from_bytes(await store.get_meta(META_LAST_SEQ) or b"", "big")
+    assert reserved == seq + RESERVE
