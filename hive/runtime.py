@@ -36,6 +36,7 @@ from hive.actors.fleetstate import FleetState
 from hive.actors.gossip import Gossip
 from hive.actors.liveness import Liveness
 from hive.actors.membership import Membership
+from hive.actors.replaystate import keep_replay_saved, load_replay
 from hive.actors.sequence import keep_reserved, starting_seq
 from hive.actors.transport import Transport
 from hive.admin import MembershipCommands, Params
@@ -98,7 +99,11 @@ class Runtime:
         self.info = info
         async with open_store(self.config.data_dir, run_inline=self._store_inline) as store:
             # Monotonic across restarts without a disk write per message (hive/actors/sequence).
-            wire = HiveWire(signing_key, first_seq=await starting_seq(store, self._now_ms()))
+            wire = HiveWire(
+                signing_key,
+                first_seq=await starting_seq(store, self._now_ms()),
+                replay=await load_replay(store),
+            )
             transport = Transport(self.node, wire, now_ms=self._now_ms, rng=self._rng)
             membership = Membership(
                 node=self.node,
@@ -147,6 +152,7 @@ class Runtime:
                 supervisor = Supervisor(nursery, backoff=self._backoff)
                 self._supervisor = supervisor
                 await supervisor.start("sequence", actor(keep_reserved, wire, store))
+                await supervisor.start("replay-state", actor(keep_replay_saved, wire, store))
                 await supervisor.start("transport", transport.run, inbox=transport.events)
                 await supervisor.start("membership", membership.run, inbox=membership.inbox)
                 await supervisor.start("liveness", liveness.run, inbox=liveness.inbox)

@@ -106,6 +106,7 @@ async def test_hive_status_command(fleet: Fleet, autojump_clock: trio.testing.Mo
     assert result["node_id"] == fleet.nodes[0].node_id
     assert {a["name"] for a in result["actors"]} == {
         "sequence",
+        "replay-state",
         "transport",
         "membership",
         "liveness",
