@@ -284,6 +284,7 @@ def parse_peer_channels(result: object) -> list[ChannelView]:
                 local_msat=to_us,
                 remote_msat=max(total - to_us, 0),
                 our_fee=_our_fee(c),
+                private=c.flag("private", False),
             )
         )
     return views

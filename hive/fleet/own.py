@@ -64,11 +64,19 @@ def build_state(
     reputation: Iterable[ReputationNote] = (),
     earnings: Mapping[NodeId, Earnings] | None = None,
 ) -> MemberState:
-    """Our :class:`MemberState` at ``version`` from the node's channels and balances."""
+    """Our :class:`MemberState` at ``version`` from the node's channels and balances.
+
+    The topology lists public channels only: the fleet's reach is what the public graph can
+    route through, and members check claims against that graph. Private channels still count
+    in our liquidity."""
     edges: list[PeerEdge] = []
     outbound = inbound = 0
     for channel in channels:
         if channel.state is not ChannelState.NORMAL or channel.capacity_msat <= 0:
+            continue
+        outbound += max(0, channel.local_msat)
+        inbound += max(0, channel.remote_msat)
+        if channel.private:
             continue
         share = min(PPM, max(0, channel.local_msat * PPM // channel.capacity_msat))
         edges.append(
@@ -78,8 +86,6 @@ def build_state(
                 local_share_ppm=share,
             )
         )
-        outbound += max(0, channel.local_msat)
-        inbound += max(0, channel.remote_msat)
     best = sorted((earnings or {}).items(), key=lambda item: (-item[1].earned_msat, item[0]))
     opportunities = tuple(
         Opportunity(

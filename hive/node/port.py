@@ -72,6 +72,8 @@ class ChannelView:
     remote_msat: int
     # What we charge to forward out through this channel.
     our_fee: FeePolicy
+    # Unannounced: not in the public graph, so it cannot carry others' payments through us.
+    private: bool = False
 
 
 @attrs.frozen

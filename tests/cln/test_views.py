@@ -139,6 +139,13 @@ def test_peer_channels_balances_fees_and_states() -> None:
     assert opening.state is ChannelState.OPENING
     assert opening.short_channel_id is None
     assert opening.our_fee == FeePolicy(0, 0)
+    assert normal.private is False
+
+
+def test_private_channels_are_marked() -> None:
+    (entry, *_) = LISTPEERCHANNELS["channels"]
+    (private,) = views.parse_peer_channels({"channels": [{**entry, "private": True}]})
+    assert private.private is True
 
 
 def test_fee_from_updates_when_top_level_is_dropped() -> None:
