@@ -35,6 +35,7 @@ what the digest shows newer, and answers with its own digest (at most once per
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from collections import Counter
@@ -85,6 +86,8 @@ log = logging.getLogger(__name__)
 
 META_GOSSIP_VERSION = "gossip-version"
 """The last state version we published (8 bytes, big-endian)."""
+META_EARNINGS = "gossip-earnings"
+"""Fees earned per peer (JSON: node id -> [earned_msat, forwards]), so they survive restarts."""
 
 GOSSIP_KINDS: tuple[type[Message], ...] = (
     StateSnapshot,
@@ -160,6 +163,7 @@ class Gossip:
         self.events: Inbox[NodeEvent] = Inbox(256)
         self.published: MemberState | None = None
         self.earnings: dict[NodeId, Earnings] = {}
+        self._saved_earnings = b""
         self._last_version: int | None = None
         self._last_sent_ms = 0
         self._wake = trio.Event()
@@ -198,6 +202,8 @@ class Gossip:
     async def load(self) -> None:
         stored = await self.store.get_meta(META_GOSSIP_VERSION)
         self._last_version = None if stored is None else int.from_bytes(stored, "big")
+        self.earnings = decode_earnings(await self.store.get_meta(META_EARNINGS))
+        self._saved_earnings = encode_earnings(self.earnings)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -246,6 +252,10 @@ class Gossip:
         interval is up. Returns what was published and why, or None."""
         channels = await self.node.list_channels()
         self._scid_peer = {c.short_channel_id: c.peer_id for c in channels if c.short_channel_id}
+        earnings = encode_earnings(self.earnings)
+        if earnings != self._saved_earnings:
+            await self.store.set_meta(META_EARNINGS, earnings)
+            self._saved_earnings = earnings
         onchain = await self.node.onchain_balance_sat()
         base = 0 if self.published is None else self.published.version
         current = build_state(
@@ -545,3 +555,23 @@ class Gossip:
 
 
 __all__ = ["GOSSIP_KINDS", "META_GOSSIP_VERSION", "Gossip", "GossipStats", "frame_len"]
+
+
+def encode_earnings(earnings: dict[NodeId, Earnings]) -> bytes:
+    table = {peer: [e.earned_msat, e.forwards] for peer, e in sorted(earnings.items())}
+    return json.dumps(table, separators=(",", ":")).encode()
+
+
+def decode_earnings(raw: bytes | None) -> dict[NodeId, Earnings]:
+    """Saved earnings; anything unreadable is logged and forgotten (they are statistics)."""
+    if raw is None:
+        return {}
+    try:
+        table = json.loads(raw)
+        return {
+            str(peer): Earnings(earned_msat=int(value[0]), forwards=int(value[1]))
+            for peer, value in table.items()
+        }
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        log.warning("saved earnings are unreadable (%s); starting from zero", exc)
+        return {}

@@ -13,9 +13,11 @@ import pytest
 import trio
 import trio.testing
 
+from hive.actors.gossip import decode_earnings, encode_earnings
 from hive.commands import CommandError
 from hive.config import GossipConfig, MembershipConfig
 from hive.fleet.clamp import CLAMP_REASON
+from hive.fleet.own import Earnings
 from hive.node.port import ChannelView
 from hive.node.sim import SimNetwork, SimNode, generate_graph
 from hive.protocol.gossip import ReputationNote
@@ -345,3 +347,11 @@ async def test_a_companion_outside_the_hive_publishes_nothing(
         await call(runtimes[0], "hive-state", member="nonsense")
     assert info.value.code == CommandError.INVALID_PARAMS
     assert converged(runtimes)
+
+
+def test_earnings_survive_a_save_and_load_and_garbage_is_forgotten() -> None:
+    earnings = {"02" + "aa" * 32: Earnings(earned_msat=1234, forwards=3)}
+    assert decode_earnings(encode_earnings(earnings)) == earnings
+    assert decode_earnings(None) == {}
+    assert decode_earnings(b"[1, 2") == {}
+    assert decode_earnings(b'{"02aa": "x"}') == {}
