@@ -1,4 +1,5 @@
-"""Throughput of the wire protocol on a realistic (~1 KB) StateAnnounce.
+"""Throughput of the wire protocol on a realistic (~1 KB) state message: the StateSnapshot a
+member of a fleet publishes (hive/protocol/gossip.py).
 
 Prints: pack (encode + sign) msgs/s, unpack (verify + replay check + decode) msgs/s, raw PyNaCl
 Ed25519 verify of a 1 KB message per second, and the ratio unpack / raw verify (how close the
@@ -16,7 +17,7 @@ from collections.abc import Callable
 import nacl.signing
 
 from hive.protocol.codec import encode_message
-from hive.protocol.messages import ChannelSummary, StateAnnounce
+from hive.protocol.gossip import Liquidity, MemberState, PeerEdge, StateSnapshot
 from hive.protocol.replay import ReplayGuard
 from hive.protocol.wire import HiveWire
 
@@ -24,24 +25,28 @@ NOW_MS = 1_700_000_000_000
 TARGET_BODY = 1024
 
 
-def realistic_state() -> StateAnnounce:
-    """The smallest StateAnnounce of realistic shape whose CBOR body reaches ~1 KB."""
-    channels: list[ChannelSummary] = []
+def realistic_state() -> StateSnapshot:
+    """The smallest StateSnapshot of realistic shape whose CBOR body reaches ~1 KB."""
+    edges: list[PeerEdge] = []
     while True:
-        index = len(channels)
-        channels.append(
-            ChannelSummary(
+        index = len(edges)
+        edges.append(
+            PeerEdge(
                 peer=bytes([2 + index % 2]) + bytes((index * 37 + k) % 256 for k in range(32)),
                 capacity_sat=1_000_000 + index * 250_000,
                 local_share_ppm=(index * 104_729) % 1_000_001,
             )
         )
-        state = StateAnnounce(
-            version=4_242,
-            channels=tuple(channels),
-            outbound_msat=2_500_000_000,
-            inbound_msat=3_100_000_000,
-            onchain_sat=1_250_000,
+        state = StateSnapshot(
+            state=MemberState(
+                version=4_242,
+                topology=tuple(edges),
+                liquidity=Liquidity(
+                    outbound_msat=2_500_000_000, inbound_msat=3_100_000_000, onchain_sat=1_250_000
+                ),
+                reputation=(),
+                opportunities=(),
+            )
         )
         if len(encode_message(state)[1]) >= TARGET_BODY - 40:
             return state
@@ -68,7 +73,7 @@ def main() -> None:
     body = encode_message(state)[1]
     (sample,) = sender.pack(state, NOW_MS, msg_id=0)
     print(
-        f"StateAnnounce: {len(state.channels)} channels, body {len(body)} B, "
+        f"StateSnapshot: {len(state.state.topology)} channels, body {len(body)} B, "
         f"frame {len(sample) - 2} B, custom message {len(sample)} B"
     )
 

@@ -232,7 +232,8 @@ class ChannelSummary(Record):
 @message(kind=0x0010)
 @attrs.frozen
 class StateAnnounce(Message):
-    """A member's periodic state; ``version`` grows with every change the member makes."""
+    """Superseded by the state gossip kinds (hive/protocol/gossip.py) and not sent; kept
+    registered because kind numbers are never reused, and as the codec's worked example."""
 
     version: int = attrs.field(validator=u(64))
     channels: tuple[ChannelSummary, ...] = attrs.field(
