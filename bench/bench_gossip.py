@@ -36,7 +36,7 @@ import trio.testing
 
 from hive.config import GossipConfig, HiveConfig
 from hive.node.sim import Graph, SimNetwork, SimNode, load_mainnet
-from hive.protocol.envelope import TYPE_LEN
+from hive.protocol.wire.envelope import TYPE_LEN
 from hive.runtime import Runtime
 
 EPOCH_MS = 1_761_350_400_000

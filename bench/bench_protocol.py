@@ -1,5 +1,5 @@
 """Throughput of the wire protocol on a realistic (~1 KB) state message: the StateSnapshot a
-member of a fleet publishes (hive/protocol/gossip.py).
+member of a fleet publishes (hive/protocol/gossip/state.py).
 
 Prints: pack (encode + sign) msgs/s, unpack (verify + replay check + decode) msgs/s, raw PyNaCl
 Ed25519 verify of a 1 KB message per second, and the ratio unpack / raw verify (how close the
@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 import nacl.signing
 
-from hive.protocol.codec import encode_message
-from hive.protocol.gossip import Liquidity, MemberState, PeerEdge, StateSnapshot
-from hive.protocol.replay import ReplayGuard
-from hive.protocol.wire import HiveWire
+from hive.protocol.gossip.state import Liquidity, MemberState, PeerEdge, StateSnapshot
+from hive.protocol.wire.codec import encode_message
+from hive.protocol.wire.facade import HiveWire
+from hive.protocol.wire.replay import ReplayGuard
 
 NOW_MS = 1_700_000_000_000
 TARGET_BODY = 1024

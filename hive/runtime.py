@@ -44,7 +44,7 @@ from hive.commands import Command, CommandError, JsonDict, spec
 from hive.config import HiveConfig
 from hive.errors import TransientError
 from hive.node.port import NodeInfo, NodePort
-from hive.protocol.wire import HiveWire
+from hive.protocol.wire.facade import HiveWire
 from hive.store import open_store
 from hive.supervisor import Backoff, Supervisor, actor
 

@@ -38,7 +38,7 @@ from hive.protocol.membership import (
     sign_ticket,
 )
 from hive.protocol.messages import Message, Ping
-from hive.protocol.wire import HiveWire
+from hive.protocol.wire.facade import HiveWire
 from hive.runtime import Runtime
 
 EPOCH_MS = 1_761_350_400_000

@@ -17,9 +17,9 @@ from hive.commands import CommandError
 from hive.config import HiveConfig
 from hive.errors import NodeUnavailable
 from hive.node.sim import SimNetwork, SimNode, generate_graph
-from hive.protocol.envelope import HIVE_MSG_TYPE
 from hive.protocol.messages import Ping
-from hive.protocol.wire import HiveWire
+from hive.protocol.wire.envelope import HIVE_MSG_TYPE
+from hive.protocol.wire.facade import HiveWire
 from hive.runtime import Runtime
 from hive.supervisor import Backoff
 

@@ -15,7 +15,7 @@ from hive.actors.replaystate import keep_replay_saved, load_replay
 from hive.actors.sequence import CHECK_S, RESERVE, keep_reserved, starting_seq
 from hive.protocol.errors import ProtocolError
 from hive.protocol.messages import Ping
-from hive.protocol.wire import HiveWire
+from hive.protocol.wire.facade import HiveWire
 from hive.store import META_LAST_SEQ, META_REPLAY_SNAPSHOT, open_store
 
 NOW_MS = 1_761_350_400_000

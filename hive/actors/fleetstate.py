@@ -38,7 +38,7 @@ from hive.fleet.saturation import SaturationChange, SaturationPolicy, Saturation
 from hive.fleet.statemap import StateMap
 from hive.fleet.view import FleetView
 from hive.node.port import ChannelState, NodeId, NodePort, PublicChannel
-from hive.protocol.gossip import MAX_NOTES, ReputationNote
+from hive.protocol.gossip.state import MAX_NOTES, ReputationNote
 from hive.store import Store
 
 log = logging.getLogger(__name__)

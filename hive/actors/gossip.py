@@ -8,7 +8,7 @@ the node (:func:`hive.fleet.own.build_state`). A material change (:func:`~hive.f
 material_change`) is published at once as a :class:`StateDelta` under the next version; with
 none, every ``interval_s`` a delta carrying whatever drifted, or a keepalive when nothing did.
 The first publication after start is a :class:`StateSnapshot`. Versions follow
-:func:`hive.protocol.gossip.first_version` and the last one is persisted (store meta
+:func:`hive.protocol.gossip.state.first_version` and the last one is persisted (store meta
 ``gossip-version``), so they grow across restarts.
 
 Dissemination. Our frames go directly to every connected member. A newly accepted snapshot,
@@ -59,10 +59,9 @@ from hive.node.port import (
     NodePort,
     PeerConnected,
 )
-from hive.protocol.codec import encode_message
-from hive.protocol.envelope import MIN_FRAME_LEN
 from hive.protocol.errors import DELTA_GAP, OWN_FRAME, REPLAY, ProtocolError
-from hive.protocol.gossip import (
+from hive.protocol.gossip.relay import RelayPolicy, open_relayed
+from hive.protocol.gossip.state import (
     MemberState,
     Relayed,
     StateDelta,
@@ -76,9 +75,10 @@ from hive.protocol.gossip import (
     keepalive,
     make_digest,
 )
-from hive.protocol.gossip_relay import RelayPolicy, open_relayed
 from hive.protocol.messages import Message
-from hive.protocol.wire import Received
+from hive.protocol.wire.codec import encode_message
+from hive.protocol.wire.envelope import MIN_FRAME_LEN
+from hive.protocol.wire.facade import Received
 from hive.store import Store
 from hive.supervisor import Inbox
 

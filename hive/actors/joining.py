@@ -1,6 +1,6 @@
 """The candidate side of the join handshake, driven for `hive-join`.
 
-The pure :class:`~hive.protocol.handshake_candidate.CandidateSession` decides; this driver
+The pure :class:`~hive.protocol.membership.candidate.CandidateSession` decides; this driver
 carries out its actions (send the Hello and the answer, have the node key sign the challenge,
 adopt the roster of a verified Welcome) and lets the waiting command return.
 """
@@ -18,16 +18,6 @@ from hive.commands import CommandError
 from hive.errors import HiveError, NodeError
 from hive.node.port import ChannelState, NodeId
 from hive.protocol.errors import ProtocolError
-from hive.protocol.handshake_candidate import (
-    CandidateAction,
-    CandidateSession,
-    Failed,
-    Joined,
-    Refused,
-    SendAnswer,
-    SendHello,
-    SignChallenge,
-)
 from hive.protocol.membership import (
     Certificate,
     Challenge,
@@ -38,7 +28,17 @@ from hive.protocol.membership import (
     cert_text,
     decode_ticket,
 )
-from hive.protocol.wire import Received
+from hive.protocol.membership.candidate import (
+    CandidateAction,
+    CandidateSession,
+    Failed,
+    Joined,
+    Refused,
+    SendAnswer,
+    SendHello,
+    SignChallenge,
+)
+from hive.protocol.wire.facade import Received
 
 if TYPE_CHECKING:
     from hive.actors.membership import Membership

@@ -17,7 +17,7 @@ import trio
 from hive.actors.transport import Transport
 from hive.node.port import NodeId
 from hive.protocol.messages import Ping, Pong
-from hive.protocol.wire import Received
+from hive.protocol.wire.facade import Received
 from hive.supervisor import Inbox
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,7 @@
 """The membership actor: who is in the hive, and the joins, leaves and revocations that change it.
 
-It owns the roster (the verified set of member and exit records, :mod:`hive.protocol.roster`),
+It owns the roster (the verified set of member and exit records,
+:mod:`hive.protocol.membership.roster`),
 persists every record that lands in SQLite, and spreads records through the fleet: each new
 record goes to every connected member at once (flooding, stopped by the roster's de-duplication),
 and a roster digest exchanged on every (re)connection and every ``sync_interval_s`` repairs
@@ -9,7 +10,7 @@ whatever was lost: a member whose digest differs gets our whole roster.
 It runs the member side of the join handshake for candidates (challenge, active probe, ticket
 claim at the issuer, admission) and the candidate side for `hive-join`
 (:mod:`hive.actors.joining`). The handshake logic itself is the pure state machines of
-:mod:`hive.protocol.handshake`; this actor only carries out their actions.
+:mod:`hive.protocol.membership.handshake`; this actor only carries out their actions.
 
 It also decides admission for the transport: every frame except the handshake's must come from
 an active member, over that member's own connection.
@@ -33,19 +34,7 @@ from hive.actors.transport import Transport
 from hive.config import MembershipConfig
 from hive.errors import HiveError, NodeError
 from hive.node.port import NodeEvent, NodeId, NodeInfo, NodePort, PeerConnected, PeerDisconnected
-from hive.protocol import cbor
-from hive.protocol.codec import CONVERTER
 from hive.protocol.errors import NOT_ISSUER, TICKET_EXHAUSTED, TICKET_UNKNOWN, ProtocolError
-from hive.protocol.handshake import (
-    Admit,
-    ClaimTicket,
-    MemberAction,
-    MemberHandshakes,
-    SendChallenge,
-    SendRefuse,
-    SendWelcome,
-    StartProbe,
-)
 from hive.protocol.membership import (
     Challenge,
     ChallengeAnswer,
@@ -68,8 +57,20 @@ from hive.protocol.membership import (
     record_hash,
     sign_member,
 )
+from hive.protocol.membership.handshake import (
+    Admit,
+    ClaimTicket,
+    MemberAction,
+    MemberHandshakes,
+    SendChallenge,
+    SendRefuse,
+    SendWelcome,
+    StartProbe,
+)
 from hive.protocol.messages import Message
-from hive.protocol.wire import Received
+from hive.protocol.wire import cbor
+from hive.protocol.wire.codec import CONVERTER
+from hive.protocol.wire.facade import Received
 from hive.store import META_GENESIS, Store
 from hive.supervisor import Inbox
 

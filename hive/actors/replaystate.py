@@ -12,8 +12,8 @@ import logging
 
 import trio
 
-from hive.protocol.replay import ReplayGuard
-from hive.protocol.wire import HiveWire
+from hive.protocol.wire.facade import HiveWire
+from hive.protocol.wire.replay import ReplayGuard
 from hive.store import META_REPLAY_SNAPSHOT, Store
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ import logging
 
 import trio
 
-from hive.protocol.replay import first_seq
-from hive.protocol.wire import HiveWire
+from hive.protocol.wire.facade import HiveWire
+from hive.protocol.wire.replay import first_seq
 from hive.store import META_LAST_SEQ, Store
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from hive.errors import PeerUnreachable
 from hive.node.port import CustomMessage, NodeEvent, NodeId, NodePort, PeerDisconnected
 from hive.protocol.errors import REPLAY, ProtocolError
 from hive.protocol.messages import Message
-from hive.protocol.wire import HiveWire, Received
+from hive.protocol.wire.facade import HiveWire, Received
 from hive.ratelimit import KeyedRateLimiter
 from hive.supervisor import Inbox
 

@@ -15,7 +15,7 @@ from types import MappingProxyType
 import attrs
 
 from hive.node.port import NodeId, PublicChannel
-from hive.protocol.gossip import MemberState, PeerEdge, ReputationNote
+from hive.protocol.gossip.state import MemberState, PeerEdge, ReputationNote
 
 CLAMP_REASON = "capacity-clamped"  # the ReputationNote reason of a clamp (<= 32 bytes)
 

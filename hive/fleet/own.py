@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import attrs
 
 from hive.node.port import ChannelState, ChannelView, NodeId
-from hive.protocol.gossip import (
+from hive.protocol.gossip.state import (
     MAX_NOTES,
     MAX_OPPORTUNITIES,
     PPM,

@@ -20,7 +20,7 @@ from hive.fleet.clamp import ClampNote, PublicCapacity, clamp
 from hive.fleet.view import FleetView, MemberSummary, TargetView, state_to_json
 from hive.node.port import NodeId
 from hive.protocol.errors import DELTA_GAP, ProtocolError
-from hive.protocol.gossip import DigestEntry, MemberState, StateDelta, apply
+from hive.protocol.gossip.state import DigestEntry, MemberState, StateDelta, apply
 
 
 class Outcome(enum.Enum):
@@ -82,7 +82,7 @@ class StateMap:
         A delta to a version we hold already (a keepalive, a duplicate) or below only counts as
         hearing from the member. Raises ProtocolError "delta-gap" when we hold no record of the
         member or one of another version than ``delta.base_version`` (ask for a snapshot), and
-        "bad-field" for a malformed delta (see :func:`hive.protocol.gossip.apply`).
+        "bad-field" for a malformed delta (see :func:`hive.protocol.gossip.state.apply`).
         """
         current = self._entries.get(member)
         if current is None:

@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 
 from hive.node.port import NodeId
-from hive.protocol.gossip import MemberState
+from hive.protocol.gossip.state import MemberState
 
 
 @attrs.frozen

@@ -1,5 +1,10 @@
-"""Sans-I/O hive protocol. Importing the package registers every message kind (the membership
-and state-gossip kinds live outside :mod:`hive.protocol.messages`)."""
+"""Sans-I/O hive protocol, grouped by concern: ``wire`` (CBOR, codec, envelopes, replay guard,
+fragments), ``membership`` (records, PKI, roster, tickets, the join handshake) and ``gossip``
+(state records and relaying); ``messages`` is the one registry of message kinds. Importing the
+package registers every kind."""
 
-from hive.protocol import gossip as gossip
 from hive.protocol import membership as membership
+from hive.protocol.gossip import relay as gossip_relay
+from hive.protocol.gossip import state as gossip_state
+
+__all__ = ["gossip_relay", "gossip_state", "membership"]

@@ -38,10 +38,10 @@ FUTURE = "future"  # timestamp further ahead than the accepted clock skew
 BAD_FRAGMENT = "bad-fragment"  # index >= count, count < 2, empty chunk
 FRAGMENT_MISMATCH = "fragment-mismatch"  # fragments of one message disagree (count, chunk)
 FRAGMENT_LIMIT = "fragment-limit"  # a reassembly bound was hit
-# State gossip (hive.protocol.gossip).
+# State gossip (hive.protocol.gossip.state).
 DELTA_GAP = "delta-gap"  # a state delta's base_version is not the version held: ask a snapshot
 BAD_RELAY = "bad-relay"  # a Relayed frame nests another Relayed or carries a non-relayable kind
-# Membership and PKI (hive.protocol.membership, hive.protocol.handshake); also the codes of the
+# Membership and PKI (hive.protocol.membership and its handshake); also the codes of the
 # Refuse message a member sends a candidate.
 BAD_GENESIS = "bad-genesis"  # genesis node signature does not verify
 BAD_TICKET = "bad-ticket"  # ticket string malformed, or ticket signature/issuer invalid

@@ -11,7 +11,7 @@ Adding a kind takes a few lines::
 The registry maps kind numbers to classes and back, and refuses at import time: a duplicate kind
 or class name, a class that is not a frozen attrs class, a field type outside the wire's types
 (int, bool, str, bytes, homogeneous tuples of those or of records, records, ``X | None``), and a
-field whose validator (see :mod:`hive.protocol.fields`) is missing or does not fit its type. So
+field whose validator (see :mod:`hive.protocol.wire.fields`) is missing or does not fit its type. So
 every field that comes off the wire is bounded.
 
 Records (:class:`Record` subclasses, frozen attrs) are nested structures inside messages; they
@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from hive.protocol.fields import (
+from hive.protocol.wire.fields import (
     BytesLen,
     IntRange,
     IsBool,
@@ -232,7 +232,7 @@ class ChannelSummary(Record):
 @message(kind=0x0010)
 @attrs.frozen
 class StateAnnounce(Message):
-    """Superseded by the state gossip kinds (hive/protocol/gossip.py) and not sent; kept
+    """Superseded by the state gossip kinds (hive/protocol/gossip/state.py) and not sent; kept
     registered because kind numbers are never reused, and as the codec's worked example."""
 
     version: int = attrs.field(validator=u(64))

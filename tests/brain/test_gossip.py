@@ -20,7 +20,7 @@ from hive.fleet.clamp import CLAMP_REASON
 from hive.fleet.own import Earnings
 from hive.node.port import ChannelView
 from hive.node.sim import SimNetwork, SimNode, generate_graph
-from hive.protocol.gossip import ReputationNote
+from hive.protocol.gossip.state import ReputationNote
 from hive.runtime import Runtime
 
 from .helpers import (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hive.node.port import FeePolicy, PublicChannel
-from hive.protocol.gossip import Liquidity, MemberState, PeerEdge
+from hive.protocol.gossip.state import Liquidity, MemberState, PeerEdge
 
 
 def node(index: int) -> str:

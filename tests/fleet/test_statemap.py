@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from hive.fleet.clamp import ClampNote, PublicCapacity
 from hive.fleet.statemap import Outcome, StateMap
 from hive.protocol.errors import ProtocolError
-from hive.protocol.gossip import DigestEntry, compare, diff, digest_versions, keepalive, make_digest
+from hive.protocol.gossip.state import (
+    DigestEntry,
+    compare,
+    diff,
+    digest_versions,
+    keepalive,
+    make_digest,
+)
 
 from .helpers import both_directions, edge, member_state, node
 

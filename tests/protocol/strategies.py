@@ -1,8 +1,8 @@
 """Hypothesis strategies derived from message classes' attrs fields and validators.
 
 A newly registered kind is covered without writing a strategy by hand: every field is declared
-with one of the validators in :mod:`hive.protocol.fields`, and :func:`for_class` turns each into
-the matching strategy (bounds included). A field it cannot handle raises :class:`NoStrategy`.
+with one of the validators in :mod:`hive.protocol.wire.fields`, and :func:`for_class` turns each
+into the matching strategy (bounds included). A field it cannot handle raises :class:`NoStrategy`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 import attrs
 from hypothesis import strategies as st
 
-from hive.protocol.fields import BytesLen, IntRange, IsBool, IsRecord, Nullable, Seq, TextLen
 from hive.protocol.messages import REGISTRY, Message
+from hive.protocol.wire.fields import BytesLen, IntRange, IsBool, IsRecord, Nullable, Seq, TextLen
 
 # Tuples are generated up to this many items (their validators may allow far more; the bounds
 # themselves are tested separately), to keep examples small and fast.

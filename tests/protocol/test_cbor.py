@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hive.protocol import cbor
 from hive.protocol.errors import REASONS, ProtocolError
+from hive.protocol.wire import cbor
 
 U64_MAX = (1 << 64) - 1
 

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hive.protocol import cbor
-from hive.protocol.codec import decode_message, encode_message, wire_bounds
 from hive.protocol.errors import REASONS, ProtocolError
 from hive.protocol.messages import REGISTRY, ChannelSummary, Message, Ping, StateAnnounce
+from hive.protocol.wire import cbor
+from hive.protocol.wire.codec import decode_message, encode_message, wire_bounds
 
 from . import strategies
 

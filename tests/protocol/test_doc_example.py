@@ -7,10 +7,10 @@ from pathlib import Path
 
 import nacl.signing
 
-from hive.protocol.codec import wire_bounds
-from hive.protocol.envelope import SIGN_DOMAIN, verify_frame
 from hive.protocol.messages import REGISTRY, Ping, StateAnnounce
-from hive.protocol.wire import HiveWire
+from hive.protocol.wire.codec import wire_bounds
+from hive.protocol.wire.envelope import SIGN_DOMAIN, verify_frame
+from hive.protocol.wire.facade import HiveWire
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md"
 

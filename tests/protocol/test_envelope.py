@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hive.protocol import envelope
-from hive.protocol.envelope import (
+from hive.protocol.errors import ProtocolError
+from hive.protocol.wire import envelope
+from hive.protocol.wire.envelope import (
     HEADER_LEN,
     HIVE_MSG_TYPE,
     MAX_FRAME_LEN,
@@ -20,7 +21,6 @@ from hive.protocol.envelope import (
     sign_frame,
     verify_frame,
 )
-from hive.protocol.errors import ProtocolError
 
 KEY_A = nacl.signing.SigningKey(bytes(range(32)))
 KEY_B = nacl.signing.SigningKey(bytes(range(1, 33)))

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hive.protocol.errors import ProtocolError
-from hive.protocol.fragment import (
+from hive.protocol.wire.fragment import (
     FRAGMENT_HEADER_LEN,
     MAX_CHUNK,
     Reassembler,

@@ -10,11 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hive.protocol import cbor
-from hive.protocol.codec import decode_message, encode_message, unstructure
-from hive.protocol.envelope import MAX_CUSTOM_PAYLOAD, MAX_FRAME_LEN, MIN_FRAME_LEN
 from hive.protocol.errors import ProtocolError
-from hive.protocol.gossip import (
+from hive.protocol.gossip.state import (
     MAX_EDGES,
     MAX_RELAYED_FRAME,
     DigestEntry,
@@ -37,7 +34,10 @@ from hive.protocol.gossip import (
     make_digest,
 )
 from hive.protocol.messages import REGISTRY, Message
-from hive.protocol.wire import HiveWire, WireLimits
+from hive.protocol.wire import cbor
+from hive.protocol.wire.codec import decode_message, encode_message, unstructure
+from hive.protocol.wire.envelope import MAX_CUSTOM_PAYLOAD, MAX_FRAME_LEN, MIN_FRAME_LEN
+from hive.protocol.wire.facade import HiveWire, WireLimits
 
 from . import strategies
 

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hive.protocol.envelope import sign_frame
 from hive.protocol.errors import ProtocolError
-from hive.protocol.gossip import MAX_HOPS, Relayed, StateDelta, StateRequest
-from hive.protocol.gossip_relay import RelayPolicy, open_relayed, wrap
+from hive.protocol.gossip.relay import RelayPolicy, open_relayed, wrap
+from hive.protocol.gossip.state import MAX_HOPS, Relayed, StateDelta, StateRequest
 from hive.protocol.messages import Message, Ping
-from hive.protocol.wire import HiveWire, Received
+from hive.protocol.wire.envelope import sign_frame
+from hive.protocol.wire.facade import HiveWire, Received
 
 NOW = 1_700_000_000_000
 

@@ -15,7 +15,33 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from hive.protocol import errors
 from hive.protocol.errors import ProtocolError
-from hive.protocol.handshake import (
+from hive.protocol.membership import (
+    ROLE_ADMIN,
+    ChallengeAnswer,
+    Hello,
+    MemberStatus,
+    Refuse,
+    Roster,
+    TicketClaimResult,
+    Welcome,
+    challenge_text,
+    hive_id_of,
+    sign_member,
+)
+from hive.protocol.membership.candidate import (
+    CANDIDATE_TABLE,
+    MAX_RESENDS,
+    CandidateEvent,
+    CandidateSession,
+    CandidateState,
+    Failed,
+    Joined,
+    Refused,
+    SendAnswer,
+    SendHello,
+    SignChallenge,
+)
+from hive.protocol.membership.handshake import (
     MEMBER_DEADLINES_MS,
     MEMBER_TABLE,
     Admit,
@@ -31,32 +57,6 @@ from hive.protocol.handshake import (
     StartProbe,
     check_hello,
     claim_id_of,
-)
-from hive.protocol.handshake_candidate import (
-    CANDIDATE_TABLE,
-    MAX_RESENDS,
-    CandidateEvent,
-    CandidateSession,
-    CandidateState,
-    Failed,
-    Joined,
-    Refused,
-    SendAnswer,
-    SendHello,
-    SignChallenge,
-)
-from hive.protocol.membership import (
-    ROLE_ADMIN,
-    ChallengeAnswer,
-    Hello,
-    MemberStatus,
-    Refuse,
-    Roster,
-    TicketClaimResult,
-    Welcome,
-    challenge_text,
-    hive_id_of,
-    sign_member,
 )
 
 from .membership_helpers import (

@@ -37,7 +37,7 @@ from hive.protocol.membership import (
     verify_ticket,
     version_key,
 )
-from hive.protocol.tickets import PREFIX
+from hive.protocol.membership.tickets import PREFIX
 
 from . import strategies
 from .membership_helpers import (
@@ -323,7 +323,7 @@ def test_valid_checksum_over_a_non_ticket_is_refused_by_the_decoder() -> None:
     import base64
     import hashlib
 
-    from hive.protocol import cbor
+    from hive.protocol.wire import cbor
 
     raw = cbor.encode({"body": 1, "signature": b"x"})
     data = raw + hashlib.sha256(raw).digest()[:4]

@@ -7,19 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hive.protocol import cbor, codec
 from hive.protocol.errors import ProtocolError
-from hive.protocol.fields import (
-    between,
-    boolean,
-    byte_len,
-    exact_bytes,
-    nullable,
-    record_of,
-    seq_of,
-    text_len,
-    u,
-)
 from hive.protocol.messages import (
     REGISTRY,
     ChannelSummary,
@@ -29,6 +17,18 @@ from hive.protocol.messages import (
     Pong,
     Record,
     StateAnnounce,
+)
+from hive.protocol.wire import cbor, codec
+from hive.protocol.wire.fields import (
+    between,
+    boolean,
+    byte_len,
+    exact_bytes,
+    nullable,
+    record_of,
+    seq_of,
+    text_len,
+    u,
 )
 
 from . import strategies

@@ -17,7 +17,7 @@ from hypothesis.stateful import (
 )
 
 from hive.protocol.errors import ProtocolError
-from hive.protocol.replay import ReplayConfig, ReplayGuard, first_seq
+from hive.protocol.wire.replay import ReplayConfig, ReplayGuard, first_seq
 
 NOW = 1_700_000_000_000
 A = b"\xaa" * 32

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hive.protocol.codec import encode_message
-from hive.protocol.envelope import HIVE_MSG_TYPE, sign_frame
 from hive.protocol.errors import ProtocolError
-from hive.protocol.fragment import ReassemblyLimits
 from hive.protocol.messages import ChannelSummary, Message, Ping, Pong, StateAnnounce
-from hive.protocol.replay import ReplayConfig, ReplayGuard
-from hive.protocol.wire import HiveWire, Received, WireLimits, verify_frame
+from hive.protocol.wire.codec import encode_message
+from hive.protocol.wire.envelope import HIVE_MSG_TYPE, sign_frame
+from hive.protocol.wire.facade import HiveWire, Received, WireLimits, verify_frame
+from hive.protocol.wire.fragment import ReassemblyLimits
+from hive.protocol.wire.replay import ReplayConfig, ReplayGuard
 
 from . import strategies
 

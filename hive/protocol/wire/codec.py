@@ -29,10 +29,10 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn
 
-from hive.protocol import cbor
 from hive.protocol.errors import BAD_FIELD, TOO_LARGE, UNKNOWN_FIELD, UNKNOWN_KIND, ProtocolError
-from hive.protocol.fields import BytesLen, IntRange, IsBool, IsRecord, Nullable, Seq, TextLen
 from hive.protocol.messages import REGISTRY, Message, Record
+from hive.protocol.wire import cbor
+from hive.protocol.wire.fields import BytesLen, IntRange, IsBool, IsRecord, Nullable, Seq, TextLen
 
 # What a structure hook may raise for bad input (anything else is a bug and propagates).
 _INPUT_ERRORS = (TypeError, ValueError, KeyError, BaseValidationError, ForbiddenExtraKeysError)

@@ -42,7 +42,13 @@ from hive.protocol.errors import (
     ROSTER_LIMIT,
     ProtocolError,
 )
-from hive.protocol.member_records import (
+from hive.protocol.membership.pki import (
+    record_hash,
+    verify_exit_record,
+    verify_genesis,
+    verify_member_record,
+)
+from hive.protocol.membership.records import (
     EXIT_LEAVE,
     EXIT_REVOKE,
     MAX_SYNC_RECORDS,
@@ -54,7 +60,6 @@ from hive.protocol.member_records import (
     RosterRecord,
     RosterSync,
 )
-from hive.protocol.pki import record_hash, verify_exit_record, verify_genesis, verify_member_record
 
 
 class Applied(enum.Enum):

@@ -10,7 +10,7 @@ starts with a 4-byte prefix, magic ``b"HV"``, the version byte and the frame-typ
 
   The signature is Ed25519 over ``SIGN_DOMAIN + every byte of the frame before the signature``.
 
-* frame type 1, a fragment of a larger signed frame (see :mod:`hive.protocol.fragment`).
+* frame type 1, a fragment of a larger signed frame (see :mod:`hive.protocol.wire.fragment`).
 
 Order of checks when verifying: structure (length, magic, version, frame type, payload length),
 then the signature. What the kind number means is not looked at here: an unknown kind is refused

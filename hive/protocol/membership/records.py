@@ -3,15 +3,17 @@
 Records are nested structures (frozen attrs :class:`Record` subclasses); messages are registered
 in the one :data:`hive.protocol.messages.REGISTRY`. Every field is bounded; see docs/PROTOCOL.md
 section 10 for the meaning of each field and the signed texts. Verification lives in
-:mod:`hive.protocol.pki`, the ticket string in :mod:`hive.protocol.tickets`, the member set in
-:mod:`hive.protocol.roster`; :mod:`hive.protocol.membership` re-exports all of them.
+:mod:`hive.protocol.membership.pki`, the ticket string in
+:mod:`hive.protocol.membership.tickets`, the member set in
+:mod:`hive.protocol.membership.roster`; :mod:`hive.protocol.membership` re-exports all of them.
 """
 
 from __future__ import annotations
 
 import attrs
 
-from hive.protocol.fields import (
+from hive.protocol.messages import Message, Record, message
+from hive.protocol.wire.fields import (
     between,
     boolean,
     byte_len,
@@ -22,7 +24,6 @@ from hive.protocol.fields import (
     text_len,
     u,
 )
-from hive.protocol.messages import Message, Record, message
 
 NODE_ID_LEN = 33  # compressed secp256k1 public key
 KEY_LEN = 32  # Ed25519 public key (a "hive key")

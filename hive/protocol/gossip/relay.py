@@ -1,7 +1,8 @@
 """Relaying signed frames between members that are not connected to each other. Sans-I/O.
 
-A relayer forwards an origin's signed frame VERBATIM inside a :class:`~hive.protocol.gossip.
-Relayed` message, which the relayer signs as its own frame: the inner frame keeps the origin's
+A relayer forwards an origin's signed frame VERBATIM inside a
+:class:`~hive.protocol.gossip.state.Relayed`
+message, which the relayer signs as its own frame: the inner frame keeps the origin's
 signature, seq and timestamp, so nobody on the way can alter it.
 
 Receiver rule, for a ``Relayed`` that :class:`~hive.protocol.wire.HiveWire` delivered (so the
@@ -11,7 +12,7 @@ outer frame, the relayer's, is already verified, fresh and new):
    frame ("own-frame", which is normal: our frame came back round a loop, not misbehaviour),
    refuses a nested ``Relayed`` or a kind that is not relayable ("bad-relay", the relayer's
    fault), then runs the inner ``(origin, seq, timestamp)`` through the SAME
-   :class:`~hive.protocol.replay.ReplayGuard` the wire uses (``HiveWire.replay``) and decodes
+   :class:`~hive.protocol.wire.replay.ReplayGuard` the wire uses (``HiveWire.replay``) and decodes
    the body. A frame arriving over two paths (directly and relayed, or via two relayers) is
    thus refused as "replay" the second time: that is the deduplication by origin and seq. The
    freshness window of the guard also bounds how long a frame can wander.
@@ -29,12 +30,12 @@ from typing import TypeVar
 
 import attrs
 
-from hive.protocol.envelope import verify_frame
 from hive.protocol.errors import BAD_RELAY, ProtocolError
-from hive.protocol.gossip import MAX_HOPS, Relayed, StateDelta, StateRequest, StateSnapshot
+from hive.protocol.gossip.state import MAX_HOPS, Relayed, StateDelta, StateRequest, StateSnapshot
 from hive.protocol.messages import REGISTRY, Message
-from hive.protocol.replay import ReplayGuard
-from hive.protocol.wire import Received, accept
+from hive.protocol.wire.envelope import verify_frame
+from hive.protocol.wire.facade import Received, accept
+from hive.protocol.wire.replay import ReplayGuard
 
 N = TypeVar("N", bound=Hashable)
 

@@ -21,7 +21,7 @@ Member side (one :class:`MemberSession` per candidate peer and session id, kept 
     any live     --timeout-->       FAILED                      SendRefuse "timeout" /
                                                                 "issuer-unreachable" (CLAIMING)
 
-The candidate side is :mod:`hive.protocol.handshake_candidate`.
+The candidate side is :mod:`hive.protocol.membership.candidate`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,14 @@ from hive.protocol.errors import (
     TIMEOUT,
     ProtocolError,
 )
-from hive.protocol.member_records import (
+from hive.protocol.membership.pki import (
+    challenge_text,
+    check_requirements,
+    node_signed,
+    verify_certificate,
+    verify_ticket,
+)
+from hive.protocol.membership.records import (
     ROLE_ADMIN,
     ROLE_MEMBER,
     Challenge,
@@ -55,14 +62,7 @@ from hive.protocol.member_records import (
     TicketClaimResult,
     Welcome,
 )
-from hive.protocol.pki import (
-    challenge_text,
-    check_requirements,
-    node_signed,
-    verify_certificate,
-    verify_ticket,
-)
-from hive.protocol.roster import MemberStatus, Roster
+from hive.protocol.membership.roster import MemberStatus, Roster
 
 SECOND_MS = 1000
 

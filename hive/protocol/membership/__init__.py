@@ -1,16 +1,36 @@
 """Membership and PKI (issue 3): one import for records, messages, signed texts, verification,
 the ticket string and the roster.
 
-The pieces live in :mod:`hive.protocol.member_records` (records and message kinds
-0x0020..0x002A), :mod:`hive.protocol.pki` (signed texts, signatures, verification,
-requirements), :mod:`hive.protocol.tickets` (the ticket string) and :mod:`hive.protocol.roster`
-(the member set). The join handshake is :mod:`hive.protocol.handshake`. docs/PROTOCOL.md
-section 10 specifies all of it.
+The pieces live in :mod:`hive.protocol.membership.records` (records and message kinds
+0x0020..0x002A), :mod:`hive.protocol.membership.pki` (signed texts, signatures, verification,
+requirements), :mod:`hive.protocol.membership.tickets` (the ticket string) and
+:mod:`hive.protocol.membership.roster` (the member set). The join handshake is
+:mod:`hive.protocol.membership.handshake` (member side) and
+:mod:`hive.protocol.membership.candidate` (candidate side). docs/PROTOCOL.md section 10
+specifies all of it.
 """
 
 from __future__ import annotations
 
-from hive.protocol.member_records import (
+from hive.protocol.membership.pki import (
+    canonical_bytes,
+    cert_text,
+    challenge_text,
+    check_requirements,
+    genesis_text,
+    hive_id_of,
+    record_hash,
+    sign_exit,
+    sign_member,
+    sign_ticket,
+    verify_certificate,
+    verify_exit_record,
+    verify_genesis,
+    verify_member_record,
+    verify_ticket,
+    version_key,
+)
+from hive.protocol.membership.records import (
     EXIT_LEAVE,
     EXIT_REVOKE,
     ROLE_ADMIN,
@@ -37,25 +57,7 @@ from hive.protocol.member_records import (
     TicketClaimResult,
     Welcome,
 )
-from hive.protocol.pki import (
-    canonical_bytes,
-    cert_text,
-    challenge_text,
-    check_requirements,
-    genesis_text,
-    hive_id_of,
-    record_hash,
-    sign_exit,
-    sign_member,
-    sign_ticket,
-    verify_certificate,
-    verify_exit_record,
-    verify_genesis,
-    verify_member_record,
-    verify_ticket,
-    version_key,
-)
-from hive.protocol.roster import (
+from hive.protocol.membership.roster import (
     Applied,
     ApplyResult,
     MemberStatus,
@@ -63,7 +65,7 @@ from hive.protocol.roster import (
     Roster,
     RosterLimits,
 )
-from hive.protocol.tickets import decode_ticket, encode_ticket
+from hive.protocol.membership.tickets import decode_ticket, encode_ticket
 
 __all__ = [
     "EXIT_LEAVE",

@@ -9,7 +9,7 @@ for a :class:`StateSnapshot` with a :class:`StateRequest`. A delta whose ``versi
 ``version``" and lets a receiver that is behind notice the gap. Neighbours exchange a
 :class:`StateDigest` (origin -> version) on connect and periodically; :func:`compare` says what
 each side lacks. Frames travel further than one hop inside :class:`Relayed` (see
-:mod:`hive.protocol.gossip_relay`).
+:mod:`hive.protocol.gossip.relay`).
 
 Canonical form: every tuple of a record is kept sorted (by peer first, then by the remaining
 fields), by an attrs converter that runs on construction and on decoding, so two equal states
@@ -27,9 +27,10 @@ from typing import Any, TypeVar
 
 import attrs
 
-from hive.protocol.envelope import KEY_LEN, MAX_FRAME_LEN, MIN_FRAME_LEN
 from hive.protocol.errors import BAD_FIELD, DELTA_GAP, ProtocolError
-from hive.protocol.fields import (
+from hive.protocol.messages import Message, Record, message
+from hive.protocol.wire.envelope import KEY_LEN, MAX_FRAME_LEN, MIN_FRAME_LEN
+from hive.protocol.wire.fields import (
     between,
     byte_len,
     exact_bytes,
@@ -39,7 +40,6 @@ from hive.protocol.fields import (
     text_len,
     u,
 )
-from hive.protocol.messages import Message, Record, message
 
 NODE_ID_LEN = 33  # compressed secp256k1 public key
 MAX_EDGES = 1000  # topology edges (channels) per member

@@ -17,8 +17,10 @@ from __future__ import annotations
 import attrs
 import nacl.signing
 
-from hive.protocol.codec import decode_message, encode_message
-from hive.protocol.envelope import (
+from hive.protocol.errors import BAD_TYPE, OWN_FRAME, TOO_LARGE, TRUNCATED, ProtocolError
+from hive.protocol.messages import Message
+from hive.protocol.wire.codec import decode_message, encode_message
+from hive.protocol.wire.envelope import (
     BOLT1_MAX_LEN,
     FRAME_FRAGMENT,
     HIVE_MSG_TYPE,
@@ -32,10 +34,8 @@ from hive.protocol.envelope import (
     sign_frame,
     verify_frame,
 )
-from hive.protocol.errors import BAD_TYPE, OWN_FRAME, TOO_LARGE, TRUNCATED, ProtocolError
-from hive.protocol.fragment import MAX_CHUNK, Reassembler, ReassemblyLimits, split
-from hive.protocol.messages import Message
-from hive.protocol.replay import ReplayGuard
+from hive.protocol.wire.fragment import MAX_CHUNK, Reassembler, ReassemblyLimits, split
+from hive.protocol.wire.replay import ReplayGuard
 
 _TYPE_PREFIX = HIVE_MSG_TYPE.to_bytes(TYPE_LEN, "big")
 

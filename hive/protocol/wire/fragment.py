@@ -26,14 +26,6 @@ import struct
 
 import attrs
 
-from hive.protocol.envelope import (
-    FRAME_FRAGMENT,
-    MAGIC,
-    MAX_CUSTOM_PAYLOAD,
-    MAX_FRAME_LEN,
-    VERSION,
-    check_prefix,
-)
 from hive.protocol.errors import (
     BAD_FRAGMENT,
     BAD_FRAME_TYPE,
@@ -41,6 +33,14 @@ from hive.protocol.errors import (
     FRAGMENT_MISMATCH,
     TRUNCATED,
     ProtocolError,
+)
+from hive.protocol.wire.envelope import (
+    FRAME_FRAGMENT,
+    MAGIC,
+    MAX_CUSTOM_PAYLOAD,
+    MAX_FRAME_LEN,
+    VERSION,
+    check_prefix,
 )
 
 _HEADER = struct.Struct(">2sBBQHH")

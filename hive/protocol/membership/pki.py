@@ -16,8 +16,6 @@ import re
 import nacl.exceptions
 import nacl.signing
 
-from hive.protocol import cbor
-from hive.protocol.codec import CONVERTER
 from hive.protocol.errors import (
     BAD_CERTIFICATE,
     BAD_GENESIS,
@@ -29,7 +27,7 @@ from hive.protocol.errors import (
     ProtocolError,
 )
 from hive.protocol.lnsig import recover_node_id
-from hive.protocol.member_records import (
+from hive.protocol.membership.records import (
     HIVE_ID_LEN,
     KEY_LEN,
     NODE_ID_LEN,
@@ -45,6 +43,8 @@ from hive.protocol.member_records import (
     TicketBody,
 )
 from hive.protocol.messages import Record
+from hive.protocol.wire import cbor
+from hive.protocol.wire.codec import CONVERTER
 
 HIVE_ID_DOMAIN = b"hive/v1/hive-id"
 TICKET_DOMAIN = b"hive/v1/ticket"

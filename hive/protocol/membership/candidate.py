@@ -1,4 +1,4 @@
-"""The candidate side of the join handshake (see :mod:`hive.protocol.handshake`)::
+"""The candidate side of the join handshake (see :mod:`hive.protocol.membership.handshake`)::
 
     IDLE         --start-->     HELLO_SENT     SendHello
     HELLO_SENT   --resend-->    HELLO_SENT     SendHello   (every 10 s, at most 5 times)
@@ -21,9 +21,9 @@ import enum
 import attrs
 
 from hive.protocol.errors import BAD_RECORD, OTHER_HIVE, TIMEOUT, ProtocolError
-from hive.protocol.member_records import Challenge, ChallengeAnswer, Hello, Refuse, Welcome
-from hive.protocol.pki import challenge_text, hive_id_of
-from hive.protocol.roster import MemberStatus, Roster
+from hive.protocol.membership.pki import challenge_text, hive_id_of
+from hive.protocol.membership.records import Challenge, ChallengeAnswer, Hello, Refuse, Welcome
+from hive.protocol.membership.roster import MemberStatus, Roster
 
 
 class CandidateState(enum.Enum):

@@ -7,7 +7,7 @@ Format: ``"hive1"`` followed by lowercase RFC 4648 base32, without padding, of::
 Parsing ignores whitespace (a string pasted across lines still parses) and letter case, then
 checks, each with its own detail under the reason "bad-ticket": the prefix, the alphabet, the
 length, the checksum (a typo gives "checksum mismatch"), and finally the CBOR and the fields.
-The signature is not checked here (see :func:`hive.protocol.pki.verify_ticket`).
+The signature is not checked here (see :func:`hive.protocol.membership.pki.verify_ticket`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import hashlib
 import cattrs
 from cattrs.errors import BaseValidationError, ForbiddenExtraKeysError
 
-from hive.protocol import cbor
-from hive.protocol.codec import CONVERTER, wire_bounds
 from hive.protocol.errors import BAD_TICKET, ProtocolError
-from hive.protocol.member_records import Ticket
-from hive.protocol.pki import canonical_bytes
+from hive.protocol.membership.pki import canonical_bytes
+from hive.protocol.membership.records import Ticket
+from hive.protocol.wire import cbor
+from hive.protocol.wire.codec import CONVERTER, wire_bounds
 
 PREFIX = "hive1"
 CHECKSUM_LEN = 4

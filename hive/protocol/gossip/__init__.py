@@ -1,0 +1,1 @@
+"""State gossip: state records, deltas, snapshots, digests, and relaying between members."""
