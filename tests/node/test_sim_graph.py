@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -11,6 +14,7 @@ from hypothesis import strategies as st
 from hive.node.sim.graph import (
     HAS_POLICY,
     ROUTABLE,
+    GraphFileError,
     default_graph_path,
     even_split,
     generate_graph,
@@ -126,11 +130,13 @@ def test_graph_path_env_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HIVE_GRAPH", "/elsewhere/g.json.gz")
     assert str(default_graph_path()) == "/elsewhere/g.json.gz"
     monkeypatch.delenv("HIVE_GRAPH")
+    # Shipped inside the package, so an installed hive finds it from any directory.
     assert default_graph_path().parts[-3:] == (
-        "shared",
+        "hive",
         "data",
         "ln_graph_mainnet_2025-10-25.json.gz",
     )
+    assert default_graph_path().is_file()
 
 
 @pytest.mark.skipif(
@@ -153,3 +159,38 @@ def test_mainnet_graph_counts() -> None:
         <= 0.8 * graph.capacity_sat[c] * 1000
         for c in range(0, graph.n_channels, 97)
     )
+
+
+EDGE_WITHOUT_FIELDS = json.dumps({"nodes": [], "edges": [{"node1_pub": A}]}).encode()
+WHOLE = json.dumps({"nodes": [{"pub_key": f"{i:066x}"} for i in range(500)], "edges": []}).encode()
+BAD_FILES: dict[str, tuple[bytes | None, str]] = {
+    # name: (file content, gzipped unless it is the plain one; None: no file), cause named
+    "absent.json.gz": (None, "no such file"),
+    "plain.json": (b"{}", "not a gzip file"),
+    "truncated.json.gz": (gzip.compress(WHOLE)[:-200], "truncated gzip file"),
+    "bad.json.gz": (gzip.compress(b"{nodes: "), "not JSON"),
+    "latin1.json.gz": (gzip.compress(b'{"a": "\xff"}'), "not UTF-8"),
+    "list.json.gz": (gzip.compress(b"[1, 2]"), "no 'nodes' list"),
+    "no-edges.json.gz": (gzip.compress(b'{"nodes": []}'), "no 'edges' list"),
+    "node.json.gz": (gzip.compress(b'{"nodes": [{"alias": "x"}], "edges": []}'), "node #0"),
+    "edge.json.gz": (gzip.compress(EDGE_WITHOUT_FIELDS), "edge #0 is not a describegraph edge"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_unusable_graph_files_raise_one_line_naming_the_cause(tmp_path: Path, name: str) -> None:
+    content, cause = BAD_FILES[name]
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(GraphFileError) as info:
+        load_mainnet(path)
+    message = str(info.value)
+    assert cause in message
+    assert message.startswith(f"{path}: ")
+    assert "\n" not in message
+
+
+def test_a_directory_is_not_a_graph_file(tmp_path: Path) -> None:
+    with pytest.raises(GraphFileError, match="a directory"):
+        load_mainnet(tmp_path)

@@ -12,6 +12,7 @@ Typical use::
 
 from hive.node.sim.graph import (
     Graph,
+    GraphFileError,
     default_graph_path,
     even_split,
     generate_graph,
@@ -23,6 +24,7 @@ from hive.node.sim.node import SimNode
 
 __all__ = [
     "Graph",
+    "GraphFileError",
     "SimNetwork",
     "SimNode",
     "SimStats",

@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import random
+import zlib
 from array import array
 from collections.abc import Callable
 from pathlib import Path
@@ -265,12 +266,18 @@ class Graph:
 
 
 def default_graph_path() -> Path:
-    """``$HIVE_GRAPH`` if set, else ``<repo>/../shared/data/<snapshot>``."""
+    """``$HIVE_GRAPH`` if set, else the snapshot shipped with the package (``hive/data/``)."""
     override = os.environ.get(GRAPH_ENV)
     if override:
         return Path(override)
-    repo = Path(__file__).resolve().parents[3]
-    return repo.parent / "shared" / "data" / GRAPH_FILENAME
+    return Path(__file__).resolve().parents[2] / "data" / GRAPH_FILENAME
+
+
+class GraphFileError(ValueError):
+    """A graph file that cannot be used: absent, unreadable, not gzip, not JSON, wrong shape.
+
+    The message is one line naming the file and the cause, fit to show an operator as it is.
+    """
 
 
 def _policy(raw: dict[str, Any] | None) -> DirectionPolicy | None:
@@ -287,27 +294,50 @@ def _policy(raw: dict[str, Any] | None) -> DirectionPolicy | None:
 def graph_from_describegraph(
     data: dict[str, Any], *, seed: int = 0, split: SplitFn | None = None
 ) -> Graph:
-    """Build a :class:`Graph` from LND ``describegraph`` JSON (``nodes`` and ``edges``)."""
+    """Build a :class:`Graph` from LND ``describegraph`` JSON (``nodes`` and ``edges``).
+
+    Raises :class:`GraphFileError` naming the first entry that does not have that shape.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
+        raise GraphFileError("not a describegraph graph: no 'nodes' list at the top level")
+    if not isinstance(data.get("edges"), list):
+        raise GraphFileError("not a describegraph graph: no 'edges' list at the top level")
     rng = random.Random(seed)
     split_fn = split if split is not None else uniform_split()
     graph = Graph()
-    for raw_node in data["nodes"]:
-        graph.add_node(str(raw_node["pub_key"]), str(raw_node.get("alias") or ""))
+    for number, raw_node in enumerate(data["nodes"]):
+        try:
+            node_id, alias = str(raw_node["pub_key"]), str(raw_node.get("alias") or "")
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise GraphFileError(f"node #{number} has no pub_key ({exc!r})") from exc
+        if node_id in graph.index:
+            raise GraphFileError(f"node #{number}: {node_id} is listed twice")
+        graph.add_node(node_id, alias)
     index = graph.index
-    for edge in data["edges"]:
-        a_id, b_id = str(edge["node1_pub"]), str(edge["node2_pub"])
+    for number, edge in enumerate(data["edges"]):
+        try:
+            a_id, b_id = str(edge["node1_pub"]), str(edge["node2_pub"])
+            capacity = int(edge["capacity"])
+            scid = str(edge["short_channel_id"])
+            policy_a = _policy(edge.get("node1_policy"))
+            policy_b = _policy(edge.get("node2_policy"))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise GraphFileError(f"edge #{number} is not a describegraph edge ({exc!r})") from exc
+        if capacity <= 0 or a_id == b_id:
+            raise GraphFileError(f"edge #{number} ({scid}): needs two nodes and a capacity > 0")
+        if scid in graph.scid_index:
+            raise GraphFileError(f"edge #{number}: short channel id {scid} is listed twice")
         for node_id in (a_id, b_id):
             if node_id not in index:  # an edge to a node without a node entry
                 graph.add_node(node_id, "")
-        capacity = int(edge["capacity"])
         graph.add_channel(
             index[a_id],
             index[b_id],
             capacity,
-            scid=str(edge["short_channel_id"]),
+            scid=scid,
             a_msat=int(capacity * 1000 * split_fn(rng)),
-            policy_a=_policy(edge.get("node1_policy")),
-            policy_b=_policy(edge.get("node2_policy")),
+            policy_a=policy_a,
+            policy_b=policy_b,
         )
     return graph
 
@@ -315,14 +345,33 @@ def graph_from_describegraph(
 def load_mainnet(
     path: Path | str | None = None, *, seed: int = 0, split: SplitFn | None = None
 ) -> Graph:
-    """Load the gzipped mainnet snapshot (default: :func:`default_graph_path`).
+    """Load a gzipped describegraph snapshot (default: :func:`default_graph_path`).
 
-    Raises FileNotFoundError when the file is absent.
+    Raises :class:`GraphFileError` (one line: the file and the cause) when the file is absent,
+    unreadable, not gzip, truncated, not JSON or not a describegraph graph.
     """
     file = Path(path) if path is not None else default_graph_path()
-    with gzip.open(file, "rt", encoding="utf-8") as fh:
-        data = json.load(fh)
-    return graph_from_describegraph(data, seed=seed, split=split)
+    try:
+        with gzip.open(file, "rt", encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError as exc:
+        raise GraphFileError(f"{file}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise GraphFileError(f"{file}: a directory, not a .json.gz file") from exc
+    except gzip.BadGzipFile as exc:
+        raise GraphFileError(f"{file}: not a gzip file ({exc})") from exc
+    except EOFError as exc:
+        raise GraphFileError(f"{file}: truncated gzip file ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise GraphFileError(f"{file}: not UTF-8 text inside the gzip ({exc.reason})") from exc
+    except json.JSONDecodeError as exc:
+        raise GraphFileError(f"{file}: not JSON ({exc})") from exc
+    except (OSError, zlib.error) as exc:
+        raise GraphFileError(f"{file}: cannot read it ({exc})") from exc
+    try:
+        return graph_from_describegraph(data, seed=seed, split=split)
+    except GraphFileError as exc:
+        raise GraphFileError(f"{file}: {exc}") from exc
 
 
 # --- generated graphs ----------------------------------------------------------------------------
