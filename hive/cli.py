@@ -1,39 +1,154 @@
-"""The `hive` command: `hive demo` runs a fleet of companions on the simulated network."""
+"""The `hive` command line: tools that run without a Lightning node.
+
+Each tool is one :class:`Subcommand` in :data:`SUBCOMMANDS` (its options and a ``run`` that
+returns the exit status); `hive demo` is the first, and the value study (`hive sim`) is added
+the same way, by appending its entry. The companion itself runs under Core Lightning as a plugin
+(`hive-plugin`, started by lightningd), and its operator commands are reached through
+`lightning-cli` (the epilog of `hive --help` lists them from :data:`hive.commands.CATALOGUE`).
+
+Exit status: 0 after a clean run or a stop by signal; 2 for bad input, printed as one line
+naming the cause and what to do (argparse's messages are cut to one line too). Operator-facing
+failures are :class:`hive.demo.DemoError`; trio delivers an exception raised inside the run in
+an ExceptionGroup, so the boundary below matches with ``except*`` and anything else (a bug)
+propagates with its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
-import trio
-import trio.testing
+import attrs
 
-from hive.demo import DemoOptions, run_demo, run_until_signalled
+from hive import __version__, demo
+from hive.commands import CATALOGUE
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+PROG = "hive"
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
+class _Parser(argparse.ArgumentParser):
+    """argparse, with each usage error on one line (the usage is in --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+@attrs.frozen
+class Subcommand:
+    name: str
+    help: str  # one line, for `hive --help`
+    description: str  # for `hive NAME --help`
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _demo_configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nodes", type=int, default=5, help="companions in the fleet (default 5)")
+    parser.add_argument(
+        "--graph",
+        default="mainnet",
+        help="'mainnet' (default: the snapshot shipped with hive, or the file $HIVE_GRAPH "
+        "names), 'generated' (200 random nodes) or a describegraph .json.gz file",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=1, help="random seed: keys, balances, latency (default 1)"
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=60.0,
+        help="simulated seconds per real second, at most (default 60); the process's own "
+        "computation takes no simulated time",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many simulated seconds once the fleet has formed "
+        "(default: run until Ctrl-C)",
+    )
+    parser.add_argument(
+        "--channels",
+        type=int,
+        default=3,
+        help="channels of 2,000,000 sat each companion opens at start (default 3, at most 9)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="keep the companions' keys and databases here; a rerun with the same options "
+        "resumes the same fleet (default: a temporary directory, removed at exit)",
+    )
+
+
+def _demo_run(args: argparse.Namespace) -> int:
+    options = demo.DemoOptions(
+        nodes=args.nodes,
+        graph=args.graph,
+        seed=args.seed,
+        speed=args.speed,
+        duration_s=args.duration,
+        channels_per_node=args.channels,
+        data_dir=args.data_dir,
+    )
+    failure: BaseException | None = None
+    try:
+        demo.run(options, sys.stdout)
+    except* demo.DemoError as group:
+        failure = _first(group)
+    if failure is not None:
+        print(f"{PROG} demo: {failure}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _first(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+SUBCOMMANDS: list[Subcommand] = [
+    Subcommand(
+        name="demo",
+        help="a fleet of companions on a simulated network built from the mainnet graph",
+        description=(
+            "Start N companions as small new nodes on a simulated Lightning network built from "
+            "the real mainnet graph (a snapshot of 2025-10-25 shipped with hive), let each open "
+            "channels to well-connected nodes, form a hive through the real hive-genesis, "
+            "hive-invite and hive-join steps, and show the fleet live: one row per companion "
+            "with a legend, and a log of what happened. No Lightning node is needed. "
+            "Ctrl-C (or closing the terminal) stops it cleanly."
+        ),
+        configure=_demo_configure,
+        run=_demo_run,
+    ),
+]
+
+
+def _epilog() -> str:
+    names = ", ".join(spec.name for spec in CATALOGUE)
+    return (
+        "Under Core Lightning, Hive runs as a plugin (plugin=/path/to/hive-plugin in the node's "
+        "config; see README.md). Its commands are reached through lightning-cli, for example "
+        "'lightning-cli hive-status' or 'lightning-cli help hive-invite'. They are: "
+        f"{names}."
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="hive",
-        description="Coordinate independently owned Core Lightning nodes as one fleet.",
+    parser = _Parser(
+        prog=PROG,
+        description="Coordinate independently owned Core Lightning nodes as one fleet. "
+        "These tools run without a node.",
+        epilog=_epilog(),
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument(
         "--log-level",
         default="warning",
@@ -41,46 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="log verbosity on stderr (default: warning)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = sub.add_parser(
-        "demo",
-        help="run a fleet of companions on a simulated network built from the mainnet graph",
-        description=(
-            "Start N companions as small new nodes on a simulated Lightning network built from "
-            "the real mainnet graph (../shared/data, or HIVE_GRAPH), let them open channels and "
-            "talk over signed custom messages, and show the fleet live. Ctrl-C stops it cleanly."
-        ),
-    )
-    demo.add_argument("--nodes", type=_positive_int, default=5, help="companions (default 5)")
-    demo.add_argument(
-        "--graph",
-        default="mainnet",
-        help="'mainnet' (default), 'generated' (200 random nodes) or a describegraph .json.gz",
-    )
-    demo.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    demo.add_argument(
-        "--speed",
-        type=_positive_float,
-        default=60.0,
-        help="simulated seconds per real second (default 60)",
-    )
-    demo.add_argument(
-        "--duration",
-        type=_positive_float,
-        default=None,
-        help="stop after this many simulated seconds (default: run until Ctrl-C)",
-    )
-    demo.add_argument(
-        "--channels",
-        type=_positive_int,
-        default=3,
-        help="channels each companion opens to well-connected nodes (default 3)",
-    )
-    demo.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="keep the companions' data here (default: a temporary directory)",
-    )
+    for command in SUBCOMMANDS:
+        configure = sub.add_parser(command.name, help=command.help, description=command.description)
+        command.configure(configure)
+        configure.set_defaults(run=command.run)
     return parser
 
 
@@ -91,23 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if args.command == "demo":
-        options = DemoOptions(
-            nodes=args.nodes,
-            graph=args.graph,
-            seed=args.seed,
-            speed=args.speed,
-            duration_s=args.duration,
-            channels_per_node=args.channels,
-            data_dir=args.data_dir,
-        )
-        main_fn = functools.partial(run_demo, options, sys.stdout)
-        try:
-            trio.run(run_until_signalled, main_fn, clock=trio.testing.MockClock(rate=options.speed))
-        except FileNotFoundError as exc:
-            print(f"hive demo: {exc}", file=sys.stderr)
-            return 2
-    return 0
+    status: int = args.run(args)
+    return status
 
 
 if __name__ == "__main__":

@@ -1,15 +1,24 @@
 """`hive demo`: a fleet of companions on the simulated network, with a live terminal view.
 
 The companions are small new nodes attached to the network built from the real mainnet graph
-(or a generated one). Each opens a few channels to well-connected nodes, connects to its fellow
-companions, and runs the full hive runtime against its simulated node. Time is trio's clock
-running ``speed`` times faster than the wall clock, so channel confirmations (ten simulated
-minutes) happen in seconds.
+(shipped with the package; or a generated one, or any describegraph file). Each opens a few
+channels to well-connected nodes, and the fleet forms through the real commands (`hive-genesis`,
+`hive-invite`, `hive-join`). Every companion runs the full hive runtime against its simulated
+node. Simulated time runs up to ``speed`` times faster than the wall clock and only while the
+process waits (:mod:`hive.demo_clock`), so channel confirmations (ten simulated minutes) happen
+in seconds and round trips show network latency, not this process's computation.
+
+The screen is :mod:`hive.demo_screen` (how to add events and sections is said there); a kept
+fleet (``--data-dir``) is :mod:`hive.demo_datadir`. Operator mistakes raise :class:`DemoError`
+with one line that names the cause and what to do; the CLI prints it and exits with status 2.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+import os
 import random
 import signal
 import sys
@@ -19,17 +28,28 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import attrs
+import nacl.signing
 import trio
 
+from hive import demo_datadir, keys
+from hive.commands import CommandError
 from hive.config import HiveConfig
+from hive.demo_clock import IdleClock
+from hive.demo_datadir import DemoError, Manifest
+from hive.demo_screen import Screen, plural
 from hive.node.port import ChannelState
-from hive.node.sim import Graph, SimNetwork, SimNode, generate_graph, load_mainnet
+from hive.node.sim import Graph, GraphFileError, SimNetwork, SimNode, generate_graph, load_mainnet
+from hive.node.sim.graph import GRAPH_ENV
 from hive.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-# 2025-10-25 00:00 UTC, the graph snapshot's day: simulated time starts there.
+__all__ = ["DemoError", "DemoOptions", "run_demo", "run_until_signalled"]
+
+# 2025-10-25 00:00 UTC, the graph snapshot's day: a new fleet's simulated time starts there.
 SIM_EPOCH_MS = 1_761_350_400_000
+OPEN_FEE_SAT = 2_000  # the simulated network's on-chain fee per open
+MAX_NODES = 200  # every companion runs in this one process
 
 
 @attrs.frozen
@@ -45,22 +65,45 @@ class DemoOptions:
     onchain_sat: int = 20_000_000
     refresh_s: float = 1.0
     data_dir: Path | None = None
-    # Run SQLite on the trio thread: only for tests under an autojump clock, which would
-    # otherwise jump ahead while a worker thread runs.
-    store_inline: bool = False
 
-
-def sim_clock_ms() -> int:
-    """Unix milliseconds on the simulated clock (trio's clock, started at the snapshot's day)."""
-    return SIM_EPOCH_MS + int(trio.current_time() * 1000)
+    def check(self) -> None:
+        """Raise DemoError for options the demo cannot run with (before anything starts)."""
+        if not 1 <= self.nodes <= MAX_NODES:
+            raise DemoError(
+                f"--nodes {self.nodes}: give 1 to {MAX_NODES} "
+                "(every companion runs in this one process)"
+            )
+        if not (math.isfinite(self.speed) and self.speed > 0):
+            raise DemoError(f"--speed {self.speed}: give a positive number, e.g. 60")
+        if self.duration_s is not None and not (
+            math.isfinite(self.duration_s) and self.duration_s > 0
+        ):
+            raise DemoError(f"--duration {self.duration_s}: give a positive number of seconds")
+        affordable = self.onchain_sat // (self.channel_sat + OPEN_FEE_SAT)
+        if not 1 <= self.channels_per_node <= affordable:
+            raise DemoError(
+                f"--channels {self.channels_per_node}: each companion has {self.onchain_sat:,} "
+                f"sat on chain, enough for 1 to {affordable} opens of {self.channel_sat:,} sat "
+                f"+ {OPEN_FEE_SAT:,} sat fee; give --channels {affordable} or fewer"
+            )
 
 
 def load_graph(spec: str, seed: int) -> Graph:
-    if spec == "mainnet":
-        return load_mainnet(seed=seed)
+    """The graph named by ``--graph``; DemoError (one line) when it cannot be used."""
     if spec == "generated":
         return generate_graph(200, seed=seed)
-    return load_mainnet(Path(spec), seed=seed)
+    try:
+        if spec == "mainnet":
+            return load_mainnet(seed=seed)
+        return load_mainnet(Path(spec), seed=seed)
+    except GraphFileError as exc:
+        if spec == "mainnet" and GRAPH_ENV in os.environ:
+            hint = f"(named by {GRAPH_ENV}; unset it to use the snapshot shipped with hive)"
+        elif spec == "mainnet":
+            hint = f"(the shipped snapshot: reinstall hive, or set {GRAPH_ENV})"
+        else:
+            hint = "(--graph takes mainnet, generated or a describegraph .json.gz)"
+        raise DemoError(f"{exc} {hint}") from exc
 
 
 def hubs(graph: Graph, count: int) -> list[int]:
@@ -70,7 +113,15 @@ def hubs(graph: Graph, count: int) -> list[int]:
         cap = graph.capacity_sat[c]
         totals[graph.node1[c]] += cap
         totals[graph.node2[c]] += cap
-    return sorted(range(graph.n_nodes), key=lambda n: -totals[n])[:count]
+    ranked = sorted(range(graph.n_nodes), key=lambda n: -totals[n])
+    return [n for n in ranked if totals[n] > 0][:count]
+
+
+def _load_key(data_dir: Path) -> nacl.signing.SigningKey:
+    try:
+        return keys.load_or_create(data_dir)
+    except OSError as exc:
+        raise DemoError(f"cannot keep a hive key in {data_dir}: {exc.strerror or exc}") from exc
 
 
 @attrs.define
@@ -79,52 +130,106 @@ class Companion:
     runtime: Runtime
 
 
+class _SimClock:
+    """Unix milliseconds on the simulated clock: trio's clock plus where this fleet's time is."""
+
+    def __init__(self, start_ms: int) -> None:
+        self.start_ms = start_ms
+
+    def __call__(self) -> int:
+        return self.start_ms + int(trio.current_time() * 1000)
+
+
 async def run_demo(
-    options: DemoOptions, out: TextIO, *, graph: Graph | None = None
+    options: DemoOptions,
+    out: TextIO,
+    *,
+    graph: Graph | None = None,
+    rate: Callable[[], float] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the demo until its duration ends or it is cancelled; returns the final statuses."""
+    """Run the demo until its duration ends or it is cancelled; returns the final statuses.
+
+    ``rate`` reports the simulated seconds per wall second really reached (shown in the header).
+    """
+    options.check()
+    kept = demo_datadir.read(options.data_dir) if options.data_dir else None
     if graph is None:
         print(f"loading the {options.graph} graph ...", file=out, flush=True)
         graph = await trio.to_thread.run_sync(load_graph, options.graph, options.seed)
-    print(f"graph: {graph.n_nodes:,} nodes, {graph.n_channels:,} channels", file=out, flush=True)
+    candidates = hubs(graph, max(30, options.channels_per_node * 2))
+    if len(candidates) < options.channels_per_node:
+        raise DemoError(
+            f"the graph has {len(candidates)} nodes with channels, too few for "
+            f"--channels {options.channels_per_node}; give a larger graph or fewer channels"
+        )
+    graph_line = f"graph: {graph.n_nodes:,} nodes, {graph.n_channels:,} channels"
     network = SimNetwork(graph, seed=options.seed, latency=(0.05, 0.3))
     rng = random.Random(options.seed)
-    candidates = hubs(graph, max(30, options.channels_per_node * 2))
     nodes = [network.add_node(f"hive-{i + 1}", options.onchain_sat) for i in range(options.nodes)]
+    node_ids = [n.node_id for n in nodes]
+    if kept is not None and options.data_dir is not None:
+        demo_datadir.check_resumable(options.data_dir, kept, node_ids)
+    # A kept fleet's time continues past its last run, and past the redraw interval that run
+    # may not have recorded (a SIGKILL), so timestamps and sequence numbers only increase.
+    start_ms = SIM_EPOCH_MS
+    if kept is not None:
+        start_ms = kept.clock_ms + int(2_000 * options.refresh_s * options.speed)
+    clock = _SimClock(start_ms - int(trio.current_time() * 1000))
+    started = trio.current_time()
+    screen = Screen(out, lambda: trio.current_time() - started)
+    screen.log.add("demo", "graph", graph_line)
     with tempfile.TemporaryDirectory(prefix="hive-demo-") as tmp:
         base = options.data_dir or Path(tmp)
+        if options.data_dir is not None:
+            manifest = Manifest(options.graph, options.seed, tuple(node_ids), clock())
+            demo_datadir.write(options.data_dir, manifest)
+        # Keys and SQLite run on trio's thread: work in a worker thread would count as waiting
+        # and so take simulated time (hive/demo_clock.py); under a test's autojump clock the
+        # clock would jump while a thread works.
         companions = [
             Companion(
                 node,
                 Runtime(
                     node,
                     HiveConfig(data_dir=base / node.alias, ping_interval_s=30.0),
-                    now_ms=sim_clock_ms,
+                    now_ms=clock,
                     rng=random.Random(rng.getrandbits(64)),
-                    store_inline=options.store_inline,
+                    signing_key=_load_key(base / node.alias),
+                    store_inline=True,
+                    events=screen.log.sink(node.alias),
                 ),
             )
             for node in nodes
         ]
-        statuses: list[dict[str, Any]] = []
-        async with trio.open_nursery() as nursery:
-            await nursery.start(network.run)
-            for companion in companions:
-                await nursery.start(companion.runtime.run)
-            await _attach(nodes, graph, candidates, options, rng)
-            await form_hive(companions, out)
-            started = trio.current_time()
-            with trio.move_on_after(
-                options.duration_s if options.duration_s is not None else float("inf")
-            ):
-                while True:
-                    statuses = await _snapshot(companions, graph)
-                    _show(out, render_table(statuses, trio.current_time() - started))
-                    await trio.sleep(options.refresh_s * options.speed)
+        final: list[list[dict[str, Any]]] = [[]]
+        watcher = _Watcher(screen)
+
+        async def redraw() -> None:
             statuses = await _snapshot(companions, graph)
-            _show(out, render_table(statuses, trio.current_time() - started))
-            nursery.cancel_scope.cancel()
-    return statuses
+            watcher.observe(statuses)
+            screen.show(statuses, trio.current_time() - started, rate() if rate else options.speed)
+            if options.data_dir is not None:
+                manifest = Manifest(options.graph, options.seed, tuple(node_ids), clock())
+                demo_datadir.write(options.data_dir, manifest)
+            final[0] = statuses
+
+        async def redraw_every_refresh() -> None:
+            while True:
+                await redraw()
+                await trio.sleep(options.refresh_s * options.speed)
+
+        with screen.running():
+            async with trio.open_nursery() as nursery:
+                await nursery.start(network.run)
+                for companion in companions:
+                    await nursery.start(companion.runtime.run)
+                nursery.start_soon(redraw_every_refresh)
+                await _attach(nodes, graph, candidates, options, rng)
+                await form_hive(companions, screen)
+                await trio.sleep(options.duration_s if options.duration_s is not None else math.inf)
+                await redraw()
+                nursery.cancel_scope.cancel()
+    return final[0]
 
 
 async def _attach(
@@ -142,20 +247,50 @@ async def _attach(
             await node.open_channel(peer, options.channel_sat)
 
 
-async def form_hive(companions: Sequence[Companion], out: TextIO) -> None:
-    """The real steps: the first companion founds the hive and invites each other one, which
-    joins with its single-use ticket through the founder."""
-    founder = companions[0].runtime
-    created = await founder.command("hive-genesis")({"name": "demo"})
-    print(f"{companions[0].node.alias}: hive-genesis -> hive {created['hive_id'][:16]}..", file=out)
-    for companion in companions[1:]:
-        invite = await founder.command("hive-invite")({})
-        joined = await companion.runtime.command("hive-join")({"ticket": invite["ticket"]})
-        print(
-            f"{companion.node.alias}: hive-join {invite['ticket'][:24]}.. -> "
-            f"member #{joined['members']}",
-            file=out,
-            flush=True,
+async def form_hive(companions: Sequence[Companion], screen: Screen) -> None:
+    """The real steps, resumable: a companion that is already a member (a kept fleet) is left
+    as it is; with no hive yet, the first companion founds one; the founder (or any admin)
+    invites each companion that is not a member, which joins with its single-use ticket."""
+    log_ = screen.log
+    states = [c.runtime.status()["hive"] for c in companions]
+    hive_ids = {s["hive_id"] for s in states if s["member"]}
+    if len(hive_ids) > 1:
+        raise DemoError("the kept companions belong to different hives; use another --data-dir")
+    admins = [c for c, s in zip(companions, states, strict=True) if s["role"] == "admin"]
+    if hive_ids and not admins:
+        raise DemoError("no kept companion is an admin of the hive; use another --data-dir")
+    if hive_ids:
+        members = sum(1 for s in states if s["member"])
+        log_.add(
+            "demo",
+            "resumed",
+            f"resumed hive {next(iter(hive_ids))[:16]}.. with {plural(members, 'member')}",
+            pinned=True,
+        )
+        founder = admins[0]
+    else:
+        founder = companions[0]
+        created = await founder.runtime.command("hive-genesis")({"name": "demo"})
+        log_.add(
+            founder.node.alias,
+            "formed",
+            f"hive-genesis -> hive {created['hive_id'][:16]}.., admin",
+            pinned=True,
+        )
+    for companion, state in zip(companions, states, strict=True):
+        if state["member"] or companion is founder:
+            continue
+        invite = await founder.runtime.command("hive-invite")({})
+        try:
+            joined = await companion.runtime.command("hive-join")({"ticket": invite["ticket"]})
+        except CommandError as exc:  # the simulated network dropped too much, say
+            raise DemoError(f"{companion.node.alias} could not join: {exc.message}") from exc
+        log_.add(
+            companion.node.alias,
+            "joined",
+            f"hive-join with ticket {invite['ticket_id'][:12]}.. from "
+            f"{founder.node.alias} -> member #{joined['members']}",
+            pinned=True,
         )
 
 
@@ -169,97 +304,65 @@ async def _snapshot(companions: Sequence[Companion], graph: Graph) -> list[dict[
         channels = await companion.node.list_channels()
         status["channels_normal"] = sum(c.state is ChannelState.NORMAL for c in channels)
         status["channels_opening"] = sum(c.state is ChannelState.OPENING for c in channels)
-        status["local_sat"] = sum(c.local_msat for c in channels) // 1000
+        status["local_sat"] = (
+            sum(c.local_msat for c in channels if c.state is ChannelState.NORMAL) // 1000
+        )
         status["onchain_sat"] = await companion.node.onchain_balance_sat()
         rows.append(status)
     return rows
 
 
-def render_table(statuses: Sequence[dict[str, Any]], elapsed_s: float) -> str:
-    """The fleet status table shown by `hive demo` (pure: easy to test)."""
-    header = (
-        f"{'companion':<10} {'node id':<14} {'role':<6} {'chans':>5} {'open':>4} {'local sat':>11} "
-        f"{'on-chain':>11} {'alive':>5} {'rtt ms':>6} {'sent':>6} {'recv':>6} {'rej':>4} "
-        f"{'restarts':>8}"
-    )
-    hive_ids = {s["hive"]["hive_id"] for s in statuses if s["hive"]["hive_id"]}
-    members = max((s["hive"]["members"] for s in statuses), default=0)
-    hive = f"hive {next(iter(hive_ids))[:16]}.., {members} members" if len(hive_ids) == 1 else ""
-    lines = [
-        f"hive demo - simulated time {_clock(elapsed_s)}   {hive}",
-        header,
-        "-" * len(header),
-    ]
-    for s in statuses:
-        peers = s["peers"]
-        alive = [p for p in peers if p["last_seen_s_ago"] is not None and p["last_seen_s_ago"] < 90]
-        rtts = [p["rtt_ms"] for p in peers if p["rtt_ms"] is not None]
-        rtt = f"{sum(rtts) // len(rtts)}" if rtts else "-"
-        msgs = s["messages"]
-        restarts = sum(a["restarts"] for a in s["actors"])
-        lines.append(
-            f"{s['alias']:<10} {s['node_id'][:12] + '..':<14} {s['hive']['role'] or '-':<6} "
-            f"{s['channels_normal']:>5} "
-            f"{s['channels_opening']:>4} {s['local_sat']:>11,} {s['onchain_sat']:>11,} "
-            f"{len(alive):>2}/{len(peers):<2} {rtt:>6} {msgs['sent']:>6} {msgs['received']:>6} "
-            f"{sum(msgs['rejected'].values()):>4} {restarts:>8}"
-        )
-    lines.extend(_fleet_lines(statuses))
-    lines.append("")
-    lines.append("alive: fleet peers that answered a ping in the last 90 s.  Ctrl-C to stop.")
-    return "\n".join(lines)
+class _Watcher:
+    """Turns changes between two redraws into event lines (channels confirmed, restarts,
+    saturation, stale members) until the actors report their own through the runtime's sink."""
+
+    def __init__(self, screen: Screen) -> None:
+        self._log = screen.log
+        self._last: dict[str, dict[str, Any]] = {}
+
+    def observe(self, statuses: Sequence[dict[str, Any]]) -> None:
+        for s in statuses:
+            alias = s["alias"]
+            before = self._last.get(alias)
+            now = {
+                "normal": s["channels_normal"],
+                "restarts": {a["name"]: a["restarts"] for a in s["actors"]},
+                "ignored": set(s.get("gossip", {}).get("fleet", {}).get("ignored", {})),
+                "stale": set(s.get("gossip", {}).get("fleet", {}).get("stale", [])),
+            }
+            self._last[alias] = now
+            if before is None:
+                continue
+            confirmed = now["normal"] - before["normal"]
+            if confirmed > 0:
+                self._log.add(
+                    alias, "channel", f"{plural(confirmed, 'channel')} confirmed ({now['normal']})"
+                )
+            for name, count in now["restarts"].items():
+                if count > before["restarts"].get(name, 0):
+                    self._log.add(alias, "restart", f"actor {name} restarted ({count} so far)")
+            for target in sorted(now["ignored"] - before["ignored"]):
+                self._log.add(alias, "saturation", f"ignores {target[:16]}.. for opens")
+            for target in sorted(before["ignored"] - now["ignored"]):
+                self._log.add(alias, "saturation", f"considers {target[:16]}.. again")
+            for member in sorted(now["stale"] - before["stale"]):
+                self._log.add(alias, "stale", f"member {member[:16]}.. went stale")
 
 
-def _fleet_lines(statuses: Sequence[dict[str, Any]]) -> list[str]:
-    """The fleet view as the first companion with gossip figures sees it (all converge to the
-    same view), and every target any companion ignores for saturation."""
-    views = [s["gossip"] for s in statuses if s.get("gossip")]
-    if not views:
-        return []
-    fleet = views[0]["fleet"]
-    lines = [
-        "",
-        f"fleet: {fleet['members']} fresh members, {len(fleet['stale'])} stale, coverage "
-        f"{fleet['coverage']} targets, capacity {fleet['fleet_capacity_sat']:,} sat, "
-        f"states sent {sum(v['states_sent'] for v in views)}, "
-        f"relayed {sum(v['relayed'] for v in views)}",
-    ]
-    top = ", ".join(
-        f"{_name(t)} {t['share'] * 100:.2f}% ({t['members']})" for t in fleet["top_targets"]
-    )
-    lines.append(f"top targets by fleet share: {top or '-'}")
-    ignored = sorted({target for v in views for target in v["fleet"]["ignored"]})
-    shown = ", ".join(f"{target[:12]}.." for target in ignored)
-    lines.append(f"ignored for saturation: {shown or 'none'}")
-    return lines
-
-
-def _name(target: dict[str, Any]) -> str:
-    alias = target.get("alias")
-    return alias[:20] if alias else f"{target['target'][:12]}.."
-
-
-def _clock(seconds: float) -> str:
-    total = int(seconds)
-    return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
-
-
-def _show(out: TextIO, table: str) -> None:
-    if out.isatty():
-        out.write("\x1b[H\x1b[2J")
-    out.write(table + "\n")
-    out.flush()
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 async def run_until_signalled(main: Callable[[], Any]) -> Any:
-    """Run ``main`` until it returns or SIGINT/SIGTERM arrives, then cancel it cleanly."""
+    """Run ``main`` until it returns or SIGINT, SIGTERM or SIGHUP (the terminal closed)
+    arrives, then cancel it cleanly, so temporary directories are removed."""
     result: list[Any] = []
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async with trio.open_nursery() as nursery:
 
             async def watch() -> None:
                 async for signum in signals:
-                    print(f"\n{signal.Signals(signum).name}: stopping", file=sys.stderr)
+                    with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+                        print(f"\n{signal.Signals(signum).name}: stopping", file=sys.stderr)
                     nursery.cancel_scope.cancel()
                     return
 
@@ -270,3 +373,14 @@ async def run_until_signalled(main: Callable[[], Any]) -> Any:
             nursery.start_soon(watch)
             nursery.start_soon(body)
     return result[0] if result else None
+
+
+def run(options: DemoOptions, out: TextIO) -> None:
+    """Run the demo in a fresh trio loop on the demo's clock (the CLI's entry)."""
+    options.check()
+    clock = IdleClock(rate=options.speed)
+
+    async def main() -> Any:
+        return await run_demo(options, out, rate=clock.effective_rate)
+
+    trio.run(run_until_signalled, main, clock=clock, instruments=[clock])

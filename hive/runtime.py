@@ -43,6 +43,7 @@ from hive.admin import MembershipCommands, Params
 from hive.commands import Command, CommandError, JsonDict, spec
 from hive.config import HiveConfig
 from hive.errors import TransientError
+from hive.events import EventSink, LogSink
 from hive.node.port import NodeInfo, NodePort
 from hive.protocol.wire.facade import HiveWire
 from hive.store import open_store
@@ -68,6 +69,7 @@ class Runtime:
         backoff: Backoff | None = None,
         signing_key: nacl.signing.SigningKey | None = None,
         store_inline: bool = False,
+        events: EventSink | None = None,
     ) -> None:
         self.node = node
         self.config = config
@@ -78,6 +80,8 @@ class Runtime:
         self._signing_key = signing_key
         # Tests under autojump clocks run SQLite on the trio thread for the same reason.
         self._store_inline = store_inline
+        # Operator-facing events (hive/events.py): actors that report to the operator get it.
+        self.events: EventSink = events or LogSink()
         self.membership: Membership | None = None
         self._admin: MembershipCommands | None = None
         self._supervisor: Supervisor | None = None
@@ -159,6 +163,7 @@ class Runtime:
                 await supervisor.start("fleetstate", fleet.run)
                 await supervisor.start("gossip", gossip.run, inbox=gossip.inbox)
                 log.info("hive companion for %s is running", info.node_id)
+                self.events.emit("started", f"companion running for node {info.node_id}")
                 self.ready.set()
                 task_status.started()
 

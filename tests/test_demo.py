@@ -15,7 +15,7 @@ import trio
 import trio.testing
 
 from hive.cli import build_parser
-from hive.demo import DemoOptions, render_table, run_demo
+from hive.demo import DemoOptions, run_demo
 from hive.node.sim import generate_graph
 
 
@@ -23,9 +23,7 @@ async def test_demo_fleet_opens_channels_and_sees_each_other(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     out = io.StringIO()
-    options = DemoOptions(
-        nodes=4, graph="generated", duration_s=1200, data_dir=tmp_path, store_inline=True
-    )
+    options = DemoOptions(nodes=4, graph="generated", duration_s=1200, data_dir=tmp_path)
     statuses = await run_demo(options, out, graph=generate_graph(60, seed=2))
     assert [s["alias"] for s in statuses] == ["hive-1", "hive-2", "hive-3", "hive-4"]
     for s in statuses:
@@ -38,32 +36,13 @@ async def test_demo_fleet_opens_channels_and_sees_each_other(
         assert s["hive"]["members"] == 4
     assert [s["hive"]["role"] for s in statuses] == ["admin", "member", "member", "member"]
     text = out.getvalue()
-    assert "hive demo - simulated time 00:20:00" in text
-    assert text.count("hive-4") >= 2
-
-
-def test_render_table_shows_one_row_per_companion() -> None:
-    status = {
-        "alias": "hive-1",
-        "hive": {"hive_id": "ab" * 32, "role": "admin", "members": 3},
-        "node_id": "02" + "ab" * 32,
-        "channels_normal": 2,
-        "channels_opening": 1,
-        "local_sat": 4_000_000,
-        "onchain_sat": 15_000_000,
-        "peers": [
-            {"last_seen_s_ago": 10.0, "rtt_ms": 200},
-            {"last_seen_s_ago": None, "rtt_ms": None},
-        ],
-        "messages": {"sent": 7, "received": 5, "rejected": {"replay": 2}},
-        "actors": [{"restarts": 1}, {"restarts": 0}],
-    }
-    table = render_table([status], 3725.0)
-    lines = table.splitlines()
-    assert lines[0] == "hive demo - simulated time 01:02:05   hive abababababababab.., 3 members"
-    row = lines[3].split()
-    assert row[:3] == ["hive-1", "02ababababab..", "admin"]
-    assert row[3:] == ["2", "1", "4,000,000", "15,000,000", "1/2", "200", "7", "5", "2", "1"]
+    # Formation and later events are printed once each, as they happen (not wiped by redraws).
+    assert text.count("hive-1   hive-genesis -> hive ") == 1
+    assert text.count("from hive-1 -> member #4") == 1
+    assert text.count("hive-2   3 channels confirmed (3)") == 1
+    assert "| 4 members" in text
+    header = [line for line in text.splitlines() if line.startswith("hive demo | simulated")]
+    assert header[-1].startswith("hive demo | simulated 00:2")  # 20 min after formation
 
 
 def test_demo_help_explains_options(capsys: pytest.CaptureFixture[str]) -> None:
@@ -79,7 +58,7 @@ def test_demo_help_explains_options(capsys: pytest.CaptureFixture[str]) -> None:
 async def test_signal_stops_the_demo_within_one_second(signum: int, tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     command = [sys.executable, "-m", "hive", "demo", "--graph", "generated", "--nodes", "3"]
-    command += ["--speed", "20", "--data-dir", str(tmp_path)]
+    command += ["--speed", "20", "--data-dir", str(tmp_path / "fleet")]
     with (tmp_path / "stderr.txt").open("wb") as stderr:
         rc, seen = await _run_until_table_then_signal(command, env, stderr, signum)
     errors = (tmp_path / "stderr.txt").read_text()
@@ -111,43 +90,3 @@ async def _run_until_table_then_signal(
             await proc.wait()
         if proc.stdout is not None:
             await proc.stdout.aclose()
-
-
-def test_render_table_shows_the_fleet_view() -> None:
-    fleet = {
-        "members": 4,
-        "stale": ["02" + "cd" * 32],
-        "coverage": 9,
-        "fleet_capacity_sat": 24_000_000,
-        "top_targets": [
-            {"target": "03" + "ef" * 32, "share": 0.3125, "members": 3},
-            {"target": "02" + "11" * 32, "share": 0.05, "members": 1, "alias": "ACINQ"},
-        ],
-        "ignored": {"03" + "ef" * 32: "fleet share 31% (...) > cap 25%"},
-    }
-    status = {
-        "alias": "hive-1",
-        "hive": {"hive_id": "ab" * 32, "role": "admin", "members": 5},
-        "node_id": "02" + "ab" * 32,
-        "channels_normal": 2,
-        "channels_opening": 0,
-        "local_sat": 4_000_000,
-        "onchain_sat": 15_000_000,
-        "peers": [],
-        "messages": {"sent": 7, "received": 5, "rejected": {}},
-        "actors": [],
-        "gossip": {"states_sent": 12, "relayed": 30, "fleet": fleet},
-    }
-    other = dict(status, alias="hive-2", gossip={"states_sent": 3, "relayed": 4, "fleet": fleet})
-    lines = render_table([status, other], 60.0).splitlines()
-    start = lines.index("")
-    assert lines[start + 1] == (
-        "fleet: 4 fresh members, 1 stale, coverage 9 targets, capacity 24,000,000 sat, "
-        "states sent 15, relayed 34"
-    )
-    assert lines[start + 2] == (
-        "top targets by fleet share: 03efefefefef.. 31.25% (3), ACINQ 5.00% (1)"
-    )
-    assert lines[start + 3] == "ignored for saturation: 03efefefefef.."
-    # Without gossip figures (a companion still starting) there is no fleet section.
-    assert not any(line.startswith("fleet:") for line in render_table([], 0.0).splitlines())
