@@ -54,23 +54,32 @@ def test_demo_help_explains_options(capsys: pytest.CaptureFixture[str]) -> None:
         assert option in demo_help
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-async def test_signal_stops_the_demo_within_one_second(signum: int, tmp_path: Path) -> None:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+async def test_signal_stops_the_demo_within_one_second_and_removes_its_temporary_data(
+    signum: int, tmp_path: Path
+) -> None:
+    # SIGHUP is what closing the terminal sends.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TMPDIR=str(tmp))
     command = [sys.executable, "-m", "hive", "demo", "--graph", "generated", "--nodes", "3"]
-    command += ["--speed", "20", "--data-dir", str(tmp_path / "fleet")]
+    command += ["--speed", "20"]
     with (tmp_path / "stderr.txt").open("wb") as stderr:
-        rc, seen = await _run_until_table_then_signal(command, env, stderr, signum)
+        rc, seen, kept = await _run_until_table_then_signal(command, env, stderr, signum, tmp)
     errors = (tmp_path / "stderr.txt").read_text()
     assert rc == 0, errors
     assert "stopping" in errors
     assert "Traceback" not in errors
     assert b"hive-3" in seen
+    # While it ran, each companion's key and database were in a hive-demo-* directory ...
+    assert [p.name for p in kept] == ["hive-1", "hive-2", "hive-3"]
+    # ... which is gone once it stopped.
+    assert list(tmp.iterdir()) == []
 
 
 async def _run_until_table_then_signal(
-    command: list[str], env: dict[str, str], stderr: BinaryIO, signum: int
-) -> tuple[int, bytes]:
+    command: list[str], env: dict[str, str], stderr: BinaryIO, signum: int, tmp: Path
+) -> tuple[int, bytes, list[Path]]:
     proc = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE, stderr=stderr, env=env)
     try:
         assert proc.stdout is not None
@@ -80,10 +89,11 @@ async def _run_until_table_then_signal(
                 chunk = await proc.stdout.receive_some()
                 assert chunk, f"demo exited early: {seen.decode()}"
                 seen += chunk
+        kept = sorted(p for d in tmp.glob("hive-demo-*") for p in d.iterdir())  # noqa: ASYNC240
         proc.send_signal(signum)
         with trio.fail_after(1):
             rc = await proc.wait()
-        return rc, seen
+        return rc, seen, kept
     finally:
         if proc.returncode is None:
             proc.kill()
