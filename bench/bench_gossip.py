@@ -15,8 +15,12 @@ it measures
   averaged over members, counted by a wrapper around each node's ``send_custommsg``;
 * wall-clock seconds for the whole size.
 
-Simulated time runs on trio's MockClock (autojump) and SQLite on the trio thread, so the run
-is deterministic for a seed. Prints a table; asserts nothing.
+Simulated time runs on trio's MockClock (autojump) and SQLite on the trio thread, and every
+random draw is seeded, but runs with the same seed are not identical: trio does not promise an
+order for tasks that become runnable at the same instant (it varies that order on purpose), so
+which of two simultaneous deliveries is handled first differs between runs. Bytes per member
+come out the same; convergence varies by a few tens of simulated milliseconds (docs/BENCHMARKS.md
+gives the spread). Prints a table; asserts nothing.
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ class MembershipConfig:
 
 @attrs.frozen
 class GossipConfig:
-    """State gossip, the fleet state map and saturation (see ARCHITECTURE.md, "The brain")."""
+    """State gossip, the fleet state map and saturation (ARCHITECTURE.md, "Actors": gossip and
+    fleetstate; docs/PROTOCOL.md, "State gossip")."""
 
     # Keepalive period: with nothing material to publish, a member still says "my state is
     # still version V" this often; anti-entropy digests go out on the same period.

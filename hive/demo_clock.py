@@ -9,7 +9,7 @@ per wall second), and stands still while tasks run. Simulated time is then what 
 an infinitely fast computer would see: the simulated network's latency, confirmation delays and
 timers, and none of this process's own computation. When the machine cannot keep up, the demo
 runs slower than ``rate`` instead of showing computation as latency;
-:meth:`IdleClock.effective_rate` says how fast it really ran.
+:meth:`IdleClock.effective_rate` says how fast it really ran lately.
 
 It is both the run's clock and one of its instruments (the I/O-wait hooks move it)::
 
@@ -17,10 +17,12 @@ It is both the run's clock and one of its instruments (the I/O-wait hooks move i
     trio.run(main, clock=clock, instruments=[clock])
 
 Work handed to threads (``trio.to_thread``) counts as waiting: the loop waits while it runs.
-A wait that ends on its timeout moves the clock exactly to the deadline it waited for (the
-operating system's wait overshoots by up to a millisecond, which at ``rate`` 300 would be 0.3
-simulated seconds), and a gap to the next deadline shorter than :data:`MIN_SLEEP_S` of wall time
-is jumped at once: nothing can run before that deadline but the next timer.
+A wait that ends on its timeout moves the clock exactly to the deadline it waited for: the
+operating system's waits overshoot by up to a millisecond or two, which at ``rate`` 300 would be
+half a simulated second added to whatever was waiting. The wall time lost that way is kept as a
+balance and taken off the next waits, and a wait shorter than :data:`MIN_SLEEP_S` is not slept at
+all (the clock jumps to its deadline, and the balance records it), so over any stretch the pace
+stays ``rate`` while every deadline is met exactly.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import trio
 
 # Shorter waits are jumped instead of slept: epoll and friends wait whole milliseconds.
 MIN_SLEEP_S = 0.001
+MAX_BALANCE_S = 0.1
 
 
 class IdleClock(trio.abc.Clock, trio.abc.Instrument):
@@ -42,10 +45,15 @@ class IdleClock(trio.abc.Clock, trio.abc.Instrument):
             raise ValueError(f"rate must be a positive finite number, got {rate!r}")
         self.rate = rate
         self._virtual = 0.0
-        self._wait_started: float | None = None
-        # Simulated time at which the current wait's timeout expires.
-        self._wait_until = 0.0
+        # Wall seconds slept minus wall seconds' worth of simulated time advanced while waiting:
+        # positive when waits overshot (the next ones are shortened), negative after jumps.
+        self._balance = 0.0
+        # The deadline the next wait is for, and the sleep returned for it.
+        self._target: float | None = None
+        self._target_sleep = 0.0
+        self._wait: tuple[float, float, float] | None = None  # (wall start, virtual, target)
         self._wall_started = time.perf_counter()
+        self._last_rate_reading: tuple[float, float] | None = None
 
     # trio.abc.Clock ----------------------------------------------------------------------------
 
@@ -53,31 +61,54 @@ class IdleClock(trio.abc.Clock, trio.abc.Instrument):
         self._wall_started = time.perf_counter()
 
     def current_time(self) -> float:
-        if self._wait_started is None:
+        if self._wait is None:
             return self._virtual
-        return self._virtual + (time.perf_counter() - self._wait_started) * self.rate
+        started, virtual, target = self._wait
+        return min(target, virtual + (time.perf_counter() - started) * self.rate)
 
     def deadline_to_sleep_time(self, deadline: float) -> float:
-        sleep = (deadline - self.current_time()) / self.rate
-        if sleep < MIN_SLEEP_S:
-            if self._wait_started is None and math.isfinite(deadline):
-                self._virtual = max(self._virtual, deadline)
+        gap = (deadline - self.current_time()) / self.rate
+        sleep = gap - self._balance
+        if self._wait is None and math.isfinite(deadline) and sleep < MIN_SLEEP_S:
+            # Nothing can run before that deadline: jump to it instead of sleeping.
+            self._virtual = max(self._virtual, deadline)
+            self._balance = _clamp(self._balance - max(gap, 0.0))
             return 0.0
-        return sleep
+        self._target, self._target_sleep = deadline, max(sleep, 0.0)
+        return max(sleep, 0.0)
 
     # trio.abc.Instrument: only the I/O wait moves the clock ------------------------------------
 
     def before_io_wait(self, timeout: float) -> None:
-        self._wait_until = self._virtual + timeout * self.rate
-        self._wait_started = time.perf_counter()
+        if self._target is not None and math.isclose(timeout, self._target_sleep):
+            target = self._target
+        else:  # trio shortened the wait (or there was no deadline to wait for)
+            target = self._virtual + max(timeout, 0.0) * self.rate
+        self._wait = (time.perf_counter(), self._virtual, target)
 
     def after_io_wait(self, timeout: float) -> None:
-        self._virtual = min(self.current_time(), self._wait_until)
-        self._wait_started = None
+        if self._wait is None:
+            return
+        started, virtual, target = self._wait
+        slept = time.perf_counter() - started
+        timed_out = slept >= timeout
+        advanced = target - virtual if timed_out else min(target - virtual, slept * self.rate)
+        if timeout > 0:
+            self._balance = _clamp(self._balance + slept - advanced / self.rate)
+        self._virtual = virtual + advanced
+        self._wait = None
+        self._target = None
 
     # -------------------------------------------------------------------------------------------
 
     def effective_rate(self) -> float:
-        """Simulated seconds per wall second since the run started (at most ``rate``)."""
-        wall = time.perf_counter() - self._wall_started
-        return self.current_time() / wall if wall > 0 else 0.0
+        """Simulated seconds per wall second since the previous call (or the start)."""
+        wall, virtual = time.perf_counter(), self.current_time()
+        last_wall, last_virtual = self._last_rate_reading or (self._wall_started, 0.0)
+        self._last_rate_reading = (wall, virtual)
+        return (virtual - last_virtual) / (wall - last_wall) if wall > last_wall else 0.0
+
+
+def _clamp(balance: float) -> float:
+    """Keep the balance within a tenth of a second either way: a long stall is not made up."""
+    return max(-MAX_BALANCE_S, min(MAX_BALANCE_S, balance))
