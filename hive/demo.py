@@ -122,6 +122,8 @@ def _load_key(data_dir: Path) -> nacl.signing.SigningKey:
         return keys.load_or_create(data_dir)
     except OSError as exc:
         raise DemoError(f"cannot keep a hive key in {data_dir}: {exc.strerror or exc}") from exc
+    except keys.KeyFileError as exc:  # says what is wrong with the file and what to do
+        raise DemoError(str(exc)) from exc
 
 
 @attrs.define

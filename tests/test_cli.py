@@ -168,3 +168,18 @@ def test_help_explains_the_tools_and_how_to_reach_the_plugin(
     for option in ("--nodes", "--graph", "--speed", "--duration", "--channels", "--seed"):
         assert option in out
     assert "resumes the same fleet" in " ".join(out.split())
+
+
+def test_a_kept_key_file_others_can_read_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet = tmp_path / "fleet"
+    argv = ["demo", "--graph", "generated", "--nodes", "2", "--data-dir", str(fleet), *FAST]
+    assert run(argv, capsys)[0] == 0
+    (fleet / "hive-2" / "hive_key").chmod(0o644)
+    rc, _, err = run(argv, capsys)
+    assert rc == 2
+    assert err == (
+        f"hive demo: {fleet / 'hive-2' / 'hive_key'} is readable by others (mode 644); "
+        "chmod 600 it\n"
+    )
