@@ -6,7 +6,8 @@ the same way, by appending its entry. The companion itself runs under Core Light
 (`hive-plugin`, started by lightningd), and its operator commands are reached through
 `lightning-cli` (the epilog of `hive --help` lists them from :data:`hive.commands.CATALOGUE`).
 
-Exit status: 0 after a clean run or a stop by signal; 2 for bad input, printed as one line
+Exit status: 0 after a clean run, a stop by signal, or when the reader of the output goes away
+(a closed pipe); 2 for bad input, printed as one line
 naming the cause and what to do (argparse's messages are cut to one line too). Operator-facing
 failures are :class:`hive.demo.DemoError`; trio delivers an exception raised inside the run in
 an ExceptionGroup, so the boundary below matches with ``except*`` and anything else (a bug)
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -101,6 +103,10 @@ def _demo_run(args: argparse.Namespace) -> int:
         demo.run(options, sys.stdout)
     except* demo.DemoError as group:
         failure = _first(group)
+    except* BrokenPipeError:
+        # The reader of our output went away (`hive demo | head`): stop quietly, and point
+        # stdout at /dev/null so that the interpreter's last flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if failure is not None:
         print(f"{PROG} demo: {failure}", file=sys.stderr)
         return 2

@@ -35,6 +35,7 @@ import trio
 # Shorter waits are jumped instead of slept: epoll and friends wait whole milliseconds.
 MIN_SLEEP_S = 0.001
 MAX_BALANCE_S = 0.1
+RATE_WINDOW_S = 0.5
 
 
 class IdleClock(trio.abc.Clock, trio.abc.Instrument):
@@ -54,6 +55,7 @@ class IdleClock(trio.abc.Clock, trio.abc.Instrument):
         self._wait: tuple[float, float, float] | None = None  # (wall start, virtual, target)
         self._wall_started = time.perf_counter()
         self._last_rate_reading: tuple[float, float] | None = None
+        self._last_rate: float | None = None
 
     # trio.abc.Clock ----------------------------------------------------------------------------
 
@@ -102,11 +104,15 @@ class IdleClock(trio.abc.Clock, trio.abc.Instrument):
     # -------------------------------------------------------------------------------------------
 
     def effective_rate(self) -> float:
-        """Simulated seconds per wall second since the previous call (or the start)."""
+        """Simulated seconds per wall second over the last reading window (at least 0.5 s of
+        wall time, so a redraw right after another does not report noise)."""
         wall, virtual = time.perf_counter(), self.current_time()
         last_wall, last_virtual = self._last_rate_reading or (self._wall_started, 0.0)
+        if wall - last_wall < RATE_WINDOW_S and self._last_rate is not None:
+            return self._last_rate
         self._last_rate_reading = (wall, virtual)
-        return (virtual - last_virtual) / (wall - last_wall) if wall > last_wall else 0.0
+        self._last_rate = (virtual - last_virtual) / (wall - last_wall) if wall > last_wall else 0.0
+        return self._last_rate
 
 
 def _clamp(balance: float) -> float:

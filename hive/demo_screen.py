@@ -118,12 +118,20 @@ class _SourceSink:
         self.log.add(self.source, kind, text)
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away: say so as the exception it is (rich would exit the process
+        from inside a task); the CLI ends the run quietly."""
+        self.quiet = True
+        raise BrokenPipeError("the output was closed")
+
+
 class Screen:
     """Renders the demo's screen to ``out``; see the module docstring for sections and events."""
 
     def __init__(self, out: TextIO, now: Callable[[], float], *, width: int | None = None):
         self.tty = out.isatty()
-        self.console = Console(
+        self.console = _Console(
             file=out,
             width=width or (None if self.tty else WIDTH),
             highlight=False,

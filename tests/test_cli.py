@@ -183,3 +183,15 @@ def test_a_kept_key_file_others_can_read_is_refused_in_one_line(
         f"hive demo: {fleet / 'hive-2' / 'hive_key'} is readable by others (mode 644); "
         "chmod 600 it\n"
     )
+
+
+def test_an_unreadable_kept_record_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    (fleet / "demo.json").write_text("{")
+    rc, _, err = run(["demo", "--graph", "generated", "--data-dir", str(fleet), *FAST], capsys)
+    assert rc == 2
+    assert err.startswith(f"hive demo: {fleet / 'demo.json'} cannot be read (")
+    assert err.endswith("; use another --data-dir\n")

@@ -100,3 +100,25 @@ async def _run_until_table_then_signal(
             await proc.wait()
         if proc.stdout is not None:
             await proc.stdout.aclose()
+
+
+def test_a_closed_output_pipe_ends_the_demo_quietly(tmp_path: Path) -> None:
+    # `hive demo | head -3`: the reader leaves; no traceback, and the temporary data goes.
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TMPDIR=str(tmp_path))
+    command = [sys.executable, "-m", "hive", "demo", "--graph", "generated", "--nodes", "2"]
+    proc = subprocess.Popen(
+        [*command, "--speed", "50"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    try:
+        rc = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    errors = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert rc == 0, errors
+    assert errors == ""
+    assert list(tmp_path.iterdir()) == []
