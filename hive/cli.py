@@ -49,19 +49,27 @@ class Subcommand:
 
 
 def _demo_configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--nodes", type=int, default=5, help="companions in the fleet (default 5)")
+    parser.add_argument(
+        "--nodes", type=int, default=5, metavar="N", help="companions in the fleet (default 5)"
+    )
     parser.add_argument(
         "--graph",
         default="mainnet",
+        metavar="G",
         help="'mainnet' (default: the snapshot shipped with hive, or the file $HIVE_GRAPH "
         "names), 'generated' (200 random nodes) or a describegraph .json.gz file",
     )
     parser.add_argument(
-        "--seed", type=int, default=1, help="random seed: keys, balances, latency (default 1)"
+        "--seed",
+        type=int,
+        default=1,
+        metavar="N",
+        help="random seed: keys, balances, latency (default 1)",
     )
     parser.add_argument(
         "--speed",
         type=float,
+        metavar="X",
         default=60.0,
         help="simulated seconds per real second, at most (default 60); the process's own "
         "computation takes no simulated time",
@@ -69,6 +77,7 @@ def _demo_configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--duration",
         type=float,
+        metavar="S",
         default=None,
         help="stop after this many simulated seconds once the fleet has formed "
         "(default: run until Ctrl-C)",
@@ -76,12 +85,14 @@ def _demo_configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--channels",
         type=int,
+        metavar="K",
         default=3,
         help="channels of 2,000,000 sat each companion opens at start (default 3, at most 9)",
     )
     parser.add_argument(
         "--data-dir",
         type=Path,
+        metavar="D",
         default=None,
         help="keep the companions' keys and databases here; a rerun with the same options "
         "resumes the same fleet (default: a temporary directory, removed at exit)",
@@ -138,21 +149,30 @@ SUBCOMMANDS: list[Subcommand] = [
 
 
 def _epilog() -> str:
-    names = ", ".join(spec.name for spec in CATALOGUE)
-    return (
-        "Under Core Lightning, Hive runs as a plugin (plugin=/path/to/hive-plugin in the node's "
-        "config; see README.md). Its commands are reached through lightning-cli, for example "
-        "'lightning-cli hive-status' or 'lightning-cli help hive-invite'. They are: "
-        f"{names}."
-    )
+    names = [spec.name for spec in CATALOGUE]
+    lines = [
+        "Under Core Lightning, Hive runs as a plugin: plugin=/path/to/hive-plugin in the",
+        "node's config (see README.md). A running plugin's commands are reached through",
+        "lightning-cli, e.g. 'lightning-cli hive-status', 'lightning-cli help hive-invite'.",
+        "They are:",
+    ]
+    line = " "
+    for name in names:
+        if len(line) + len(name) + 2 > 79:
+            lines.append(line.rstrip())
+            line = " "
+        line += f" {name}"
+    lines.append(line.rstrip())
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
-        description="Coordinate independently owned Core Lightning nodes as one fleet. "
+        description="Coordinate independently owned Core Lightning nodes as one fleet.\n"
         "These tools run without a node.",
         epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument(
