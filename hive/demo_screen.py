@@ -16,11 +16,14 @@ Extending it (planner, rebalancing, decision engine, ...) never means rewriting 
   ``Runtime(events=...)``, so an actor that is given ``runtime.events`` and calls
   ``events.emit("proposal", "open 2,000,000 sat to ACINQ: coverage +14 targets")`` shows up in
   the demo's log (and in lightningd's log under the plugin, where the sink is a ``LogSink``).
-* **Sections.** ``screen.add_section(name, render)`` appends a block below the table; ``render``
-  receives every companion's status dict (``Runtime.status()`` plus the demo's channel and
-  balance figures) at each redraw and returns a rich renderable, or None to show nothing yet.
-  A section for proposals would read ``status["engine"]`` (or whatever its actor puts in
-  ``Runtime.status()``) and return a small table.
+* **Sections.** A section is a function ``render(statuses)`` that receives every companion's
+  status dict (``Runtime.status()`` plus the demo's channel and balance figures) at each redraw
+  and returns a rich renderable, or None to show nothing yet. Every screen starts with the
+  sections in :data:`SECTIONS`, in order: a new concern writes its function in its own module
+  (a ``hive/demo_<concern>.py``, say) and adds one ``(name, render)`` line there;
+  ``screen.add_section`` adds one to a single screen. A section for proposals would read
+  ``status["engine"]`` (whatever its actor puts in ``Runtime.status()``) and return a small
+  table.
 """
 
 from __future__ import annotations
@@ -139,7 +142,9 @@ class Screen:
             color_system="auto" if self.tty else None,
         )
         self.log = EventLog(now)
-        self._sections: list[tuple[str, Section]] = [("fleet", fleet_section)]
+        self._sections: list[tuple[str, Section]] = []
+        for name, render in SECTIONS:
+            self.add_section(name, render)
         self._live: Live | None = None
 
     def add_section(self, name: str, render: Section) -> None:
@@ -289,6 +294,12 @@ def fleet_section(statuses: Sequence[Status]) -> RenderableType | None:
         + (", ".join(f"{target[:12]}.." for target in ignored) or "none"),
     ]
     return Text("\n".join(lines))
+
+
+# The sections every demo screen shows below the table, in this order (see the module docstring).
+SECTIONS: list[tuple[str, Section]] = [
+    ("fleet", fleet_section),
+]
 
 
 def _name(target: Mapping[str, Any]) -> str:
