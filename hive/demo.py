@@ -171,11 +171,12 @@ async def run_demo(
     node_ids = [n.node_id for n in nodes]
     if kept is not None and options.data_dir is not None:
         demo_datadir.check_resumable(options.data_dir, kept, node_ids)
-    # A kept fleet's time continues past its last run, and past the redraw interval that run
-    # may not have recorded (a SIGKILL), so timestamps and sequence numbers only increase.
+    # A kept fleet's time continues past its last run: an hour after the time recorded last, or
+    # two redraw intervals if they are longer, since the run may have gone on unrecorded for up
+    # to one of them (a SIGKILL), so timestamps and sequence numbers only increase.
     start_ms = SIM_EPOCH_MS
     if kept is not None:
-        start_ms = kept.clock_ms + int(2_000 * options.refresh_s * options.speed)
+        start_ms = kept.clock_ms + max(3_600_000, int(2_000 * options.refresh_s * options.speed))
     clock = _SimClock(start_ms - int(trio.current_time() * 1000))
     started = trio.current_time()
     screen = Screen(out, lambda: trio.current_time() - started)

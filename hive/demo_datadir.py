@@ -6,8 +6,8 @@ simulated time had gone; ``D/hive-N/`` is each companion's data directory (``hiv
 network derives them from the seed and the graph), so each companion finds its own key, hive
 membership and state again. The simulated network itself (channels, balances, the wallet) is
 not kept: it is rebuilt from the graph on every run and the companions open their channels
-again. Simulated time continues where the last run stopped, so signed timestamps and sequence
-numbers keep increasing across runs.
+again. Simulated time continues an hour after the last run's recorded time (it is recorded at
+every redraw), so signed timestamps and sequence numbers keep increasing across runs.
 
 Anything that cannot be resumed (options that derive other keys, a directory that holds other
 files, an unreadable record) is refused with a :class:`DemoError`, one line saying what to do.
