@@ -128,3 +128,19 @@ def test_idle_clock_stands_still_while_computing_and_runs_while_waiting() -> Non
 def test_idle_clock_needs_a_positive_finite_rate(rate: float) -> None:
     with pytest.raises(ValueError, match="positive finite"):
         IdleClock(rate=rate)
+
+
+def test_idle_clock_wakes_sleepers_exactly_at_their_deadlines() -> None:
+    # The OS overshoots each wait by up to a millisecond or two (0.3 s at rate 300); none of it
+    # may show as simulated time, or round trips would grow with --speed.
+    clock = IdleClock(rate=300.0)
+    late: list[float] = []
+
+    async def main() -> None:
+        for gap in (0.05, 0.3, 1.0, 2.5, 0.2):
+            deadline = trio.current_time() + gap
+            await trio.sleep_until(deadline)
+            late.append(trio.current_time() - deadline)
+
+    trio.run(main, clock=clock, instruments=[clock])
+    assert late == pytest.approx([0.0] * 5, abs=1e-9)
