@@ -145,7 +145,7 @@ class SimNode:
     async def list_public_channels(self, node_id: NodeId) -> Sequence[PublicChannel]:
         await trio.lowlevel.checkpoint()
         idx = self._net.graph.index.get(node_id)
-        return [] if idx is None else self._net.graph.public_channels(idx)
+        return [] if idx is None else self._net.public_channels_seen_by(self._idx, idx)
 
     async def get_node_announcement(self, node_id: NodeId) -> NodeAnnouncement | None:
         """None unless the node has a confirmed channel: Lightning only relays a
