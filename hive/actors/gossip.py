@@ -479,6 +479,7 @@ class Gossip:
             return False
         if result.applied:
             self.stats.states_applied += 1
+            self.fleet.report_clamps(result.clamps)
             self.fleet.member_updated(origin)
         return result.applied
 
