@@ -37,6 +37,7 @@ from typing import Any
 import attrs
 import trio
 
+from hive.actors.contact import AddressBook
 from hive.actors.membership import Membership
 from hive.config import GossipConfig
 from hive.fleet.claims import Note, reputation_reason
@@ -45,8 +46,11 @@ from hive.fleet.saturation import SaturationChange, SaturationPolicy, Saturation
 from hive.fleet.statemap import StateMap
 from hive.fleet.view import FleetView
 from hive.node.port import ChannelState, NodeId, NodePort, PublicChannel
-from hive.protocol.gossip.state import MAX_NOTES, ReputationNote
+from hive.protocol.errors import ProtocolError
+from hive.protocol.gossip.state import MAX_NOTES, ReputationNote, StateSnapshot
+from hive.protocol.wire.codec import decode_message, encode_message
 from hive.store import Store
+from hive.store import fleet as tables
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +83,10 @@ class FleetState:
         node_id: NodeId,
         now_ms: Callable[[], int],
         config: GossipConfig | None = None,
+        contact: AddressBook | None = None,
     ) -> None:
         self.node = node
+        self.contact = contact or membership.contact
         self.store = store
         self.membership = membership
         self.node_id = node_id
@@ -183,8 +189,33 @@ class FleetState:
     # ------------------------------------------------------------------------------------------
     # Life cycle
 
+    async def keep(self, member: NodeId) -> None:
+        """Persist the record held of ``member`` and the addresses it publishes, so a restart
+        neither forgets the member (shown stale if silent since) nor how to reach it."""
+        entry = self.statemap.entry(member)
+        if entry is None:
+            return
+        _, body = encode_message(StateSnapshot(state=entry.state))
+        stored = tables.StoredState(member, entry.state.version, body, entry.heard_ms)
+        await tables.save_state(self.store, stored)
+        if member != self.node_id:
+            await self.contact.learn(member, entry.state.addresses, "record")
+
     async def load(self) -> None:
-        """Restore the ignored set (and re-assert it on the node: idempotent)."""
+        """Restore the records held before a restart (as last heard: stale if long silent),
+        and the ignored set (re-asserted on the node at start: idempotent)."""
+        await self.contact.load()
+        active = set(self.membership.fleet_peers()) | {self.node_id}
+        for row in await tables.states(self.store):
+            if row.node_id not in active:
+                continue
+            try:
+                message = decode_message(0x0040, row.body)
+            except ProtocolError as exc:
+                log.warning("fleet state: stored record of %s unreadable (%s)", row.node_id, exc)
+                continue
+            if isinstance(message, StateSnapshot):
+                self.statemap.update(row.node_id, message.state, row.heard_ms)
         stored = await self.store.get_meta(META_SATURATION)
         if stored is None:
             return
@@ -245,6 +276,8 @@ class FleetState:
                 if member not in active:
                     self.statemap.remove(member)
                     self._member_channels.pop(member, None)
+                    await self.contact.forget(member)
+                    await tables.forget_member(self.store, member)
                     self.stats.removed_members += 1
                     log.info("fleet state: forgot %s (no longer an active member)", member)
             self._wake.set()

@@ -11,7 +11,9 @@ What goes into the record:
   private channels would get an honest member clamped), on-chain sat as the node reports it
   available for opens;
 * **reputation**: the notes the caller collected (e.g. members we clamped), at most 100;
-* **opportunities**: fees earned per peer from settled forwards, the 100 best.
+* **opportunities**: fees earned per peer from settled forwards, the 100 best;
+* **addresses**: where we accept connections (``host:port``, at most 4), so members without a
+  channel to us find us again after a restart.
 
 A change is *material*, and published at once, when a channel is added, removed or resized, a
 peer's local share moves by more than ``share_change_ppm``, outbound, inbound or on-chain
@@ -65,6 +67,7 @@ def build_state(
     *,
     reputation: Iterable[ReputationNote] = (),
     earnings: Mapping[NodeId, Earnings] | None = None,
+    addresses: Sequence[str] = (),
 ) -> MemberState:
     """Our :class:`MemberState` at ``version`` from the node's channels and balances.
 
@@ -107,6 +110,7 @@ def build_state(
         ),
         reputation=tuple(reputation)[:MAX_NOTES],
         opportunities=opportunities,
+        addresses=tuple(addresses),
     )
 
 
@@ -166,6 +170,8 @@ def material_change(
     new_notes = {(n.peer, n.reason) for n in current.reputation}
     if old_notes != new_notes:
         return f"reputation notes changed ({len(old_notes)} -> {len(new_notes)})"
+    if published.addresses != current.addresses:
+        return "addresses changed"
     return None
 
 

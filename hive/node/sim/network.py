@@ -11,6 +11,11 @@ Model (simplifications are deliberate and listed here):
   (or a node going offline) :class:`PeerDisconnected` to both ends. Each connection has a
   generation number; a message in flight is dropped when its connection closed meanwhile, even if
   the peers reconnected before it arrived.
+* **Addresses.** Every node listens on ``127.0.0.1:<port>`` (:meth:`SimNetwork.address_of`).
+  By default a connect needs no address. With ``require_address``, as in Lightning, a connect
+  without host finds the peer only through gossip (the peer has a public channel) or an
+  address remembered from an earlier outgoing connection (lost when the node restarts:
+  :meth:`SimNetwork.forget_addresses`); a connect with a host must name the peer's address.
 * **Custom messages** are dropped with probability ``loss`` (seeded), otherwise delivered after a
   latency drawn uniformly from ``latency``. Messages on one connection stay in order (it is a TCP
   stream): a message never overtakes an earlier one.
@@ -161,6 +166,7 @@ class SimNetwork:
         event_buffer: int = 1_000,
         start_height: int = 921_000,
         gossip_lag: GossipLag = INSTANT,
+        require_address: bool = False,
     ) -> None:
         if not 0.0 <= latency[0] <= latency[1]:
             raise ValueError(f"latency must be (min, max) with 0 <= min <= max, got {latency}")
@@ -177,6 +183,8 @@ class SimNetwork:
         self.event_buffer = event_buffer
         self.start_height = start_height
         self.gossip_lag = gossip_lag
+        self.require_address = require_address
+        self._remembered: dict[int, set[int]] = {}  # node -> peers it knows an address of
         self.stats = SimStats()
         self._rng = random.Random(seed)
         self._nodes: dict[int, SimNode] = {}
@@ -307,6 +315,13 @@ class SimNetwork:
         if node is not None:
             node._push(event)
 
+    def _announced(self, idx: int) -> bool:
+        graph = self.graph
+        return any(
+            graph.state[c] == NORMAL and graph.announced[c] <= self._now()
+            for c in graph.adjacency[idx]
+        )
+
     # --- the public graph as one node sees it ----------------------------------------------
 
     def known_since(self, viewer: int, c: int) -> float:
@@ -341,8 +356,19 @@ class SimNetwork:
     def peers_of(self, idx: int) -> set[int]:
         return set(self._connections.get(idx, ()))
 
-    def connect(self, a: int, peer_id: NodeId) -> None:
-        """Connect node ``a`` to ``peer_id``; raises PeerUnreachable (unknown, offline, self)."""
+    def address_of(self, idx: int) -> str:
+        """Where node ``idx`` listens (``127.0.0.1`` and a port derived from its index)."""
+        return f"127.0.0.1:{10_000 + idx % 50_000}"
+
+    def forget_addresses(self, node_id: NodeId) -> None:
+        """Forget the addresses a node learned from its outgoing connections (a restart)."""
+        self._remembered.pop(self.graph.index[node_id], None)
+
+    def connect(
+        self, a: int, peer_id: NodeId, host: str | None = None, port: int | None = None
+    ) -> None:
+        """Connect node ``a`` to ``peer_id``; raises PeerUnreachable (unknown, offline, self,
+        no address known or a wrong one: see the module docstring)."""
         b = self.graph.index.get(peer_id)
         if b is None:
             raise PeerUnreachable(f"cannot connect to {peer_id}: unknown node")
@@ -352,6 +378,13 @@ class SimNetwork:
             raise PeerUnreachable(f"cannot connect to {peer_id}: we are offline")
         if b in self._offline:
             raise PeerUnreachable(f"cannot connect to {peer_id}: peer is offline")
+        if self.require_address and not self.connected(a, b):
+            if host is not None:
+                if f"{host}:{port}" != self.address_of(b):
+                    raise PeerUnreachable(f"cannot connect to {peer_id}: nobody there at {host}")
+            elif b not in self._remembered.get(a, set()) and not self._announced(b):
+                raise PeerUnreachable(f"cannot connect to {peer_id}: no address known for peer")
+        self._remembered.setdefault(a, set()).add(b)
         if self.connected(a, b):
             return
         self._connections.setdefault(a, set()).add(b)

@@ -105,6 +105,7 @@ class SimNode:
             network=SIM_NETWORK_NAME,
             blockheight=self._net.blockheight(),
             features=self._net.graph.features.get(self._idx, b""),
+            addresses=(self._net.address_of(self._idx),),
         )
 
     async def list_peers(self) -> Sequence[PeerView]:
@@ -167,9 +168,11 @@ class SimNode:
     async def connect(
         self, node_id: NodeId, host: str | None = None, port: int | None = None
     ) -> None:
-        """Connect (host and port are ignored); PeerUnreachable if unknown or offline."""
+        """Connect; PeerUnreachable if unknown or offline, or (with the network's
+        ``require_address``) when no address is given for a peer never connected before and
+        without a public channel, or the address given is not the peer's."""
         await trio.lowlevel.checkpoint()
-        self._net.connect(self._idx, node_id)
+        self._net.connect(self._idx, node_id, host, port)
 
     async def send_custommsg(self, peer_id: NodeId, message: bytes) -> None:
         await trio.lowlevel.checkpoint()
