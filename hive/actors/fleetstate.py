@@ -60,6 +60,7 @@ META_SATURATION = "saturation-ignored"
 TOP_TARGETS = 5
 NOTE_WINDOW_MS = 24 * 3600 * 1000
 """A reputation note counts the contradictions of the last day (older ones decay away)."""
+MAX_EVENTS = 10_000  # contradictions remembered per member and reason (bounded memory)
 
 
 @attrs.define
@@ -125,7 +126,7 @@ class FleetState:
         for note in notes:
             self.stats.clamps += 1
             key = (note.member, reputation_reason(note))
-            self._clamp_events.setdefault(key, deque()).append(now)
+            self._clamp_events.setdefault(key, deque(maxlen=MAX_EVENTS)).append(now)
             log.warning("fleet state: clamped a claim: %s", note.reason)
 
     def reputation(self) -> tuple[ReputationNote, ...]:
