@@ -146,3 +146,63 @@ def test_a_target_our_graph_lags_on_has_the_fleet_capacity_as_its_floor() -> Non
     x = states.fleet_view(T0, {X: 4_000_000}).target(X)
     assert x is not None
     assert (x.public_capacity_sat, x.share) == (4_000_000, 0.25)
+
+
+@given(
+    capacities=st.lists(st.integers(1, 10**7), min_size=1, max_size=4),
+    reveal_after=st.lists(st.integers(0, GRACE - 1), min_size=4, max_size=4),
+    refresh_every=st.integers(30_000, 600_000),
+    republish_every=st.integers(30_000, 3_600_000),
+)
+def test_an_honest_member_whose_channels_reach_the_graph_within_the_grace_is_never_blamed(
+    capacities: list[int], reveal_after: list[int], refresh_every: int, republish_every: int
+) -> None:
+    """Whatever the lag (below the grace), refresh and republication cadence: no note."""
+    peers = [node(30 + i) for i in range(len(capacities))]
+    total_msat = sum(capacities) * 1000  # an honest member's liquidity fits its channels
+    states = fresh_map()
+    version = 0
+    t = 0
+    next_publish = 0
+    while t <= GRACE * 2:
+        if t >= next_publish:
+            version += 1
+            state = member_state(
+                version,
+                *(edge(p, c) for p, c in zip(peers, capacities, strict=False)),
+                outbound_msat=total_msat // 3,
+                inbound_msat=total_msat - total_msat // 3,
+            )
+            assert states.update(A, state, T0 + t).clamps == ()
+            next_publish = t + republish_every
+        known = [
+            (p, c)
+            for p, c, after in zip(peers, capacities, reveal_after, strict=False)
+            if t >= after
+        ]
+        assert states.set_public_graph(graph(*known), T0 + t, frozenset({A})) == []
+        entry = states.entry(A)
+        assert entry is not None
+        assert entry.clamps == ()
+        t += refresh_every
+    entry = states.entry(A)
+    assert entry is not None
+    assert entry.unconfirmed == ()
+    assert entry.effective == entry.state
+
+
+@given(extra=st.integers(1, 10**6), refresh_every=st.integers(30_000, 600_000))
+def test_a_liar_is_blamed_once_within_a_refresh_after_the_grace(
+    extra: int, refresh_every: int
+) -> None:
+    states = fresh_map()
+    states.update(A, member_state(1, edge(X, 1_000_000 + extra)), T0)
+    public = graph((X, 1_000_000))
+    notes = []
+    t = 0
+    while t <= GRACE + refresh_every:
+        notes.extend(states.set_public_graph(public, T0 + t, frozenset({A})))
+        if t < GRACE:
+            assert notes == []
+        t += refresh_every
+    assert notes == [ClampNote(A, X, 1_000_000 + extra, 1_000_000)]
