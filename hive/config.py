@@ -58,6 +58,10 @@ class GossipConfig:
     request_gap_s: float = 30.0
     # How often the public capacity of the fleet's targets is refreshed from the node's graph.
     graph_refresh_s: float = 600.0
+    # A claim our graph does not hold is "unconfirmed" (not counted, nobody blamed) for this
+    # long before it counts as contradicted: channels are announced at 6 confirmations and
+    # gossip takes minutes more to reach us (see hive/fleet/claims.py).
+    claim_grace_s: float = 7200.0
     # Saturation: ignore a target for opens above ``saturation_cap`` fleet share, release it
     # below ``saturation_release``.
     saturation_cap: float = 0.25

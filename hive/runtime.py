@@ -32,6 +32,7 @@ import nacl.signing
 import trio
 
 from hive import keys
+from hive.actors.contact import AddressBook
 from hive.actors.fleetstate import FleetState
 from hive.actors.gossip import Gossip
 from hive.actors.liveness import Liveness
@@ -109,6 +110,7 @@ class Runtime:
                 replay=await load_replay(store),
             )
             transport = Transport(self.node, wire, now_ms=self._now_ms, rng=self._rng)
+            contact = AddressBook(store, self._now_ms, own=info.addresses)
             membership = Membership(
                 node=self.node,
                 transport=transport,
@@ -118,6 +120,7 @@ class Runtime:
                 now_ms=self._now_ms,
                 rng=self._rng,
                 config=self.config.membership,
+                contact=contact,
             )
             await membership.load()
             transport.set_admission(membership.admit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -155,8 +156,9 @@ async def test_garbage_and_forgeries_are_rejected_and_counted(
 
 
 async def test_a_flooding_peer_is_rate_limited(
-    fleet: Fleet, autojump_clock: trio.testing.MockClock
+    fleet: Fleet, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="hive.actors.transport")
     target = fleet.nodes[1]
     flooder = fleet.network.add_node("flooder", 0)
     await flooder.connect(target.node_id)
@@ -176,6 +178,11 @@ async def test_a_flooding_peer_is_rate_limited(
     assert limited == 1000 - not_member
     # Fleet traffic kept flowing meanwhile.
     assert status["received"] > before["received"]
+    # The log says so in a few lines, not one per refused frame (issue 13 item 11).
+    await trio.sleep(60)
+    lines = [r.getMessage() for r in caplog.records if flooder.node_id in r.getMessage()]
+    assert len(lines) <= 4, lines
+    assert any(f"{limited - 1} more rate-limited" in line for line in lines), lines
 
 
 @attrs.define

@@ -264,6 +264,7 @@ class Gossip:
             onchain,
             reputation=self.fleet.reputation(),
             earnings=self.earnings,
+            addresses=self.fleet.contact.own,
         )
         now = self.now_ms()
         due = now - self._last_sent_ms >= self.config.interval_s * 1000
@@ -479,7 +480,9 @@ class Gossip:
             return False
         if result.applied:
             self.stats.states_applied += 1
+            self.fleet.report_clamps(result.clamps)
             self.fleet.member_updated(origin)
+            await self.fleet.keep(origin)
         return result.applied
 
     def _sample(self, peers: Sequence[NodeId], count: int | None) -> list[NodeId]:

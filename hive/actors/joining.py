@@ -87,6 +87,10 @@ class CandidateDriver:
         target = member or ticket.body.issuer_node.hex()
         try:
             await m.node.connect(target, host, port)
+            if host is not None:
+                # Kept, so that we find this member again after a restart (no channel needed).
+                shown = f"[{host}]" if ":" in host else host
+                await m.contact.learn(target, [f"{shown}:{port or 9735}"], "join")
             hive_id = ticket.body.hive_id
             node_sig = await m.node.sign_message(cert_text(hive_id, m.node_id, m.hive_key))
             manifest = await self._manifest()

@@ -28,6 +28,7 @@ import attrs
 import nacl.signing
 import trio
 
+from hive.actors.contact import AddressBook
 from hive.actors.joining import CandidateDriver, JoinResult
 from hive.actors.probe import probe_candidate
 from hive.actors.transport import Transport
@@ -136,8 +137,11 @@ class Membership:
         now_ms: Callable[[], int],
         rng: random.Random,
         config: MembershipConfig | None = None,
+        contact: AddressBook | None = None,
     ) -> None:
         self.node = node
+        # Where members can be reached after a restart (hive/actors/contact.py).
+        self.contact = contact or AddressBook(store, now_ms)
         self.transport = transport
         self.store = store
         self.signing_key = signing_key
@@ -448,7 +452,7 @@ class Membership:
 
     async def _try_connect(self, peer: NodeId) -> None:
         try:
-            await self.node.connect(peer)
+            await self.contact.connect(self.node, peer)
         except HiveError as exc:
             log.debug("cannot connect to member %s: %s", peer, exc)
             return

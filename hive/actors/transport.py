@@ -24,6 +24,7 @@ import attrs
 import trio
 
 from hive.errors import PeerUnreachable
+from hive.logsummary import LogSummary
 from hive.node.port import CustomMessage, NodeEvent, NodeId, NodePort, PeerDisconnected
 from hive.protocol.errors import REPLAY, ProtocolError
 from hive.protocol.messages import Message
@@ -93,6 +94,9 @@ class Transport:
         self.outbox: Inbox[Outgoing] = Inbox(outbox_size)
         self.events: Inbox[NodeEvent] = Inbox(events_size)
         self.stats = TransportStats()
+        # One line per peer and reason per minute, not one per refused frame (a flood of 588
+        # rate-limited frames used to write 588 lines).
+        self._rejections = LogSummary(log, "rejected messages")
         self._rate = KeyedRateLimiter(rate=self._limits.peer_rate, burst=self._limits.peer_burst)
         self._by_class: dict[type[Message], list[Inbox[Received]]] = {}
         self._admission: Callable[[Received], str | None] = _admit_all
@@ -126,6 +130,7 @@ class Transport:
             nursery.start_soon(self._inbound)
             nursery.start_soon(self._outbound)
             nursery.start_soon(self._expire)
+            nursery.start_soon(self._summaries)
             task_status.started()
 
     async def _inbound(self) -> None:
@@ -178,7 +183,7 @@ class Transport:
 
     def _reject(self, peer_id: NodeId, reason: str, detail: str) -> None:
         self.stats.rejected[reason] += 1
-        log.info("rejected message from %s: %s (%s)", peer_id, reason, detail)
+        self._rejections.note(peer_id, reason, detail)
 
     async def _outbound(self) -> None:
         async for out in self.outbox.receive:
@@ -198,6 +203,11 @@ class Transport:
             self.stats.sent += 1
             if len(parts) > 1:
                 self.stats.fragments_sent += len(parts)
+
+    async def _summaries(self) -> None:
+        while True:
+            await trio.sleep(self._rejections.interval_s)
+            self._rejections.flush()
 
     async def _expire(self) -> None:
         while True:

@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import trio
-from pyln.client import Plugin
-from pyln.client.plugin import RpcException
 
 from hive.cln.bridge import CommandCall, PluginBridge, RawStdin
+from hive.cln.check import check_params, split_check_params
 from hive.cln.events import CUSTOMMSG, EVENT_TOPICS
 from hive.cln.gateway import RpcGateway
 from hive.cln.node import ClnNode
+from hive.cln.pyln_glue import HivePlugin, answer_error, use_lightningd_levels
 from hive.commands import CATALOGUE, Command, CommandError, CommandSpec, JsonDict
 from hive.config import GossipConfig, Governance, HiveConfig
 from hive.errors import NodeError, TransientError
@@ -183,7 +183,8 @@ class PluginApp:
         plugin: Any = None,
         stdin_fd: int = 0,
     ) -> None:
-        self.plugin = plugin if plugin is not None else Plugin(dynamic=False)
+        self.plugin = plugin if plugin is not None else HivePlugin(dynamic=False)
+        use_lightningd_levels()
         self.plugin.stdin = RawStdin(stdin_fd)
         self.bridge = PluginBridge(self.plugin)
         self.table = CommandTable(specs)
@@ -238,22 +239,22 @@ class PluginApp:
                 nursery.start_soon(self._answer, call)
 
     async def _answer(self, call: CommandCall) -> None:
-        error: RpcException | None = None
+        error: tuple[int, str] | None = None
         result: JsonDict = {}
         try:
             result = await self.table.execute(call.name, call.args, call.kwargs)
         except CommandError as exc:
             log.info("%s failed: %s (code %d)", call.name, exc.message, exc.code)
-            error = RpcException(exc.message, exc.code)
+            error = (exc.code, exc.message)
         except Exception as exc:  # any other failure: answered clearly, logged with traceback
             log.exception("%s failed unexpectedly", call.name)
-            error = RpcException(f"{call.name} failed: {type(exc).__name__}: {exc}", INTERNAL_ERROR)
+            error = (INTERNAL_ERROR, f"{call.name} failed: {type(exc).__name__}: {exc}")
 
         def answer() -> None:
             if error is None:
                 call.request.set_result(result)
             else:
-                call.request.set_exception(error)
+                answer_error(call.request, *error)
 
         # The answer is a blocking write to lightningd's pipe: keep it off the trio thread.
         await trio.to_thread.run_sync(answer)
@@ -295,6 +296,8 @@ def _register(plugin: Any, bridge: PluginBridge, specs: Sequence[CommandSpec]) -
         try:
             config_from_init(options, configuration)
         except OptionError as exc:
+            # lightningd logs "disabled itself" at debug only: say it where an operator looks.
+            plugin.log(f"hive plugin disabled: {exc}", level="unusual")
             return {"disable": str(exc)}
         bridge.from_loop_init(options, configuration)
         return None
@@ -321,6 +324,27 @@ def _register(plugin: Any, bridge: PluginBridge, specs: Sequence[CommandSpec]) -
         )
         # pyln derives usage from the handler's signature; ours takes anything, so state it.
         plugin.methods[spec.name].get_usage = lambda usage=spec.usage: usage
+    if isinstance(plugin, HivePlugin):
+        plugin.set_check(_check_handler({spec.name: spec for spec in specs}))
+
+
+def _check_handler(specs: Mapping[str, CommandSpec]) -> Callable[..., None]:
+    """``check``: parameter validation only, answered at once from pyln's thread (pure: no
+    I/O, no runtime state), so it works even while the runtime is starting."""
+
+    def handler(request: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            name, params = split_check_params(list(args) if args else kwargs)
+            spec = specs.get(name)
+            if spec is None:
+                raise CommandError(CommandError.INVALID_PARAMS, f"{name} is not a hive command")
+            result = check_params(spec, params)
+        except CommandError as exc:
+            answer_error(request, exc.code, exc.message)
+            return
+        request.set_result(result)
+
+    return handler
 
 
 def _notification_handler(bridge: PluginBridge, topic: str) -> Callable[..., None]:
@@ -332,8 +356,8 @@ def _notification_handler(bridge: PluginBridge, topic: str) -> Callable[..., Non
 
 def _method_handler(bridge: PluginBridge, spec: CommandSpec) -> Callable[..., None]:
     def busy(call: CommandCall) -> None:
-        call.request.set_exception(
-            RpcException(f"{spec.name}: too many commands in flight", CommandError.NOT_READY)
+        answer_error(
+            call.request, CommandError.NOT_READY, f"{spec.name}: too many commands in flight"
         )
 
     def handler(request: Any, *args: Any, **kwargs: Any) -> None:

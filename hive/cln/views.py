@@ -241,7 +241,35 @@ def parse_getinfo(result: object) -> NodeInfo:
         network=f.text("network"),
         blockheight=f.integer("blockheight"),
         features=_our_init_features(f),
+        addresses=_our_addresses(f.obj),
     )
+
+
+_WILDCARDS = {"0.0.0.0", "::", ""}
+
+
+def _our_addresses(obj: Mapping[str, object]) -> tuple[str, ...]:
+    """``host:port`` from ``address`` (announced), else from ``binding`` (skipping wildcard
+    binds and local sockets); entries of unexpected shape are skipped, not fatal."""
+    found: list[str] = []
+    for key in ("address", "binding"):
+        entries = obj.get(key)
+        if not isinstance(entries, list):
+            continue
+        for entry in entries:
+            if not isinstance(entry, Mapping):
+                continue
+            kind, host, port = entry.get("type"), entry.get("address"), entry.get("port")
+            if kind not in ("ipv4", "ipv6", "torv2", "torv3", "dns") or not isinstance(host, str):
+                continue
+            if type(port) is not int or not 0 < port < 65536 or host in _WILDCARDS:
+                continue
+            text = f"[{host}]:{port}" if kind == "ipv6" else f"{host}:{port}"
+            if text not in found:
+                found.append(text)
+        if found:
+            break
+    return tuple(found[:4])
 
 
 def _our_init_features(f: _Fields) -> bytes:

@@ -6,10 +6,14 @@ What goes into the record:
 * **topology**: one :class:`PeerEdge` per channel in state NORMAL (a channel still opening is
   not in the public graph yet, and the fleet would clamp it away), with its capacity and our
   share of it (local balance / capacity, in ppm);
-* **liquidity**: outbound and inbound msat summed over those channels, on-chain sat as the node
-  reports it available for opens;
+* **liquidity**: outbound and inbound msat summed over those channels (public ones only, like
+  the topology: members cut liquidity to the public capacity they can check, so counting
+  private channels would get an honest member clamped), on-chain sat as the node reports it
+  available for opens;
 * **reputation**: the notes the caller collected (e.g. members we clamped), at most 100;
-* **opportunities**: fees earned per peer from settled forwards, the 100 best.
+* **opportunities**: fees earned per peer from settled forwards, the 100 best;
+* **addresses**: where we accept connections (``host:port``, at most 4), so members without a
+  channel to us find us again after a restart.
 
 A change is *material*, and published at once, when a channel is added, removed or resized, a
 peer's local share moves by more than ``share_change_ppm``, outbound, inbound or on-chain
@@ -63,21 +67,21 @@ def build_state(
     *,
     reputation: Iterable[ReputationNote] = (),
     earnings: Mapping[NodeId, Earnings] | None = None,
+    addresses: Sequence[str] = (),
 ) -> MemberState:
     """Our :class:`MemberState` at ``version`` from the node's channels and balances.
 
-    The topology lists public channels only: the fleet's reach is what the public graph can
-    route through, and members check claims against that graph. Private channels still count
-    in our liquidity."""
+    The topology and the liquidity count public channels only: the fleet's reach is what the
+    public graph can route through, and members check claims against that graph."""
     edges: list[PeerEdge] = []
     outbound = inbound = 0
     for channel in channels:
         if channel.state is not ChannelState.NORMAL or channel.capacity_msat <= 0:
             continue
-        outbound += max(0, channel.local_msat)
-        inbound += max(0, channel.remote_msat)
         if channel.private:
             continue
+        outbound += max(0, channel.local_msat)
+        inbound += max(0, channel.remote_msat)
         share = min(PPM, max(0, channel.local_msat * PPM // channel.capacity_msat))
         edges.append(
             PeerEdge(
@@ -106,6 +110,7 @@ def build_state(
         ),
         reputation=tuple(reputation)[:MAX_NOTES],
         opportunities=opportunities,
+        addresses=tuple(addresses),
     )
 
 
@@ -165,6 +170,8 @@ def material_change(
     new_notes = {(n.peer, n.reason) for n in current.reputation}
     if old_notes != new_notes:
         return f"reputation notes changed ({len(old_notes)} -> {len(new_notes)})"
+    if published.addresses != current.addresses:
+        return "addresses changed"
     return None
 
 

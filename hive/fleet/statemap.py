@@ -4,8 +4,9 @@ clamped to the public graph, and the fleet view derived from all of it. Pure: ti
 
 Members are keyed by Lightning node id (hex ``str``). The map keeps each member's record as
 the member signed it (deltas apply to that, and digests advertise its version) and, beside it,
-the *effective* record: clamped to the public graph when one is known
-(:meth:`StateMap.set_public_graph`), else the same record. Figures use the effective records.
+the *effective* record: cut to what our view of the public graph confirms
+(:meth:`StateMap.set_public_graph`). Figures use the effective records. A cut claim is only
+*unconfirmed* until :mod:`hive.fleet.claims` finds it *contradicted* (our graph lags; see there).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 
 import attrs
 
-from hive.fleet.clamp import ClampNote, PublicCapacity, clamp
+from hive.fleet.claims import DEFAULT_GRACE_MS, Note, Unconfirmed, judge, note_key
+from hive.fleet.clamp import PublicCapacity
 from hive.fleet.view import FleetView, MemberSummary, TargetView, state_to_json
 from hive.node.port import NodeId
 from hive.protocol.errors import DELTA_GAP, ProtocolError
@@ -33,10 +35,10 @@ class Outcome(enum.Enum):
 
 @attrs.frozen
 class UpdateResult:
-    """The outcome of an update and the clamps of the stored record (empty unless APPLIED)."""
+    """The outcome of an update and the contradicted claims it newly brought (to report)."""
 
     outcome: Outcome
-    clamps: tuple[ClampNote, ...] = ()
+    clamps: tuple[Note, ...] = ()
 
     @property
     def applied(self) -> bool:
@@ -49,21 +51,27 @@ class MemberEntry:
 
     member: NodeId
     state: MemberState  # as the member published it
-    effective: MemberState  # clamped to the public graph (the same object when nothing was cut)
-    clamps: tuple[ClampNote, ...]
+    effective: MemberState  # cut to the public graph (the same object when nothing was cut)
+    clamps: tuple[Note, ...]  # contradicted claims
     heard_ms: int  # last time anything of the member's was accepted
     updated_ms: int  # when the current version was stored
+    unconfirmed: tuple[Unconfirmed, ...] = ()  # claims our graph does not hold yet
 
 
 class StateMap:
     """Latest state per member, staleness, clamping and the fleet view."""
 
-    def __init__(self, stale_after_ms: int) -> None:
+    def __init__(self, stale_after_ms: int, *, grace_ms: int = DEFAULT_GRACE_MS) -> None:
         if type(stale_after_ms) is not int or stale_after_ms <= 0:
             raise ValueError(f"stale_after_ms must be a positive integer, got {stale_after_ms!r}")
+        if type(grace_ms) is not int or grace_ms < 0:
+            raise ValueError(f"grace_ms must be a non-negative integer, got {grace_ms!r}")
         self.stale_after_ms = stale_after_ms
+        self.grace_ms = grace_ms
         self._entries: dict[NodeId, MemberEntry] = {}
-        self._graph: PublicCapacity | None = None
+        self._graph: PublicCapacity | None = None  # None: no graph known, claims taken as made
+        self._since: dict[NodeId, dict[NodeId, int]] = {}  # member -> peer -> first seen above
+        self._refreshed_ms: dict[NodeId, int] = {}  # member -> its channels last fetched
 
     # --- updates ------------------------------------------------------------------------------
 
@@ -103,40 +111,81 @@ class StateMap:
 
     def remove(self, member: NodeId) -> bool:
         """Forget a member (it left the hive or was revoked). True if it was held."""
+        self._since.pop(member, None)
+        self._refreshed_ms.pop(member, None)
         return self._entries.pop(member, None) is not None
 
-    def set_public_graph(self, graph: PublicCapacity | None) -> list[ClampNote]:
-        """Use ``graph`` for clamping (None: no graph known, claims are taken as they are) and
-        re-clamp every record; return the clamps that are new or changed by it."""
+    def set_public_graph(
+        self,
+        graph: PublicCapacity | None,
+        now_ms: int,
+        refreshed: frozenset[NodeId] = frozenset(),
+    ) -> list[Note]:
+        """Judge every record against ``graph`` at ``now_ms`` (None: no graph known, claims are
+        taken as made); ``refreshed``: the members whose public channels were fetched just
+        now. Returns the claims newly contradicted."""
         self._graph = graph
-        changed: list[ClampNote] = []
+        for member in refreshed:
+            self._refreshed_ms[member] = now_ms
+        changed: list[Note] = []
         for member, entry in list(self._entries.items()):
-            effective, clamps = self._clamp(member, entry.state)
-            if clamps != entry.clamps:
-                changed.extend(note for note in clamps if note not in entry.clamps)
-            self._entries[member] = attrs.evolve(entry, effective=effective, clamps=clamps)
+            fresh = self._refreshed_ms.get(member, -1) >= entry.updated_ms
+            judged = self._judge(member, entry.state, now_ms, fresh, entry.clamps)
+            known = {note_key(note) for note in entry.clamps}
+            changed.extend(note for note in judged.clamps if note_key(note) not in known)
+            self._entries[member] = attrs.evolve(
+                entry,
+                effective=judged.effective,
+                clamps=judged.clamps,
+                unconfirmed=judged.unconfirmed,
+            )
         return changed
 
-    def _clamp(
-        self, member: NodeId, state: MemberState
-    ) -> tuple[MemberState, tuple[ClampNote, ...]]:
-        if self._graph is None:
-            return state, ()
-        return clamp(member, state, self._graph)
+    def unconfirmed_members(self) -> list[NodeId]:
+        """Members with claims our graph does not hold yet (worth fetching again), sorted."""
+        return sorted(m for m, entry in self._entries.items() if entry.unconfirmed)
 
-    def _store(self, member: NodeId, state: MemberState, now_ms: int) -> UpdateResult:
-        effective, clamps = self._clamp(member, state)
-        previous = self._entries.get(member)
-        heard = now_ms if previous is None else max(now_ms, previous.heard_ms)
-        self._entries[member] = MemberEntry(
+    def _judge(
+        self,
+        member: NodeId,
+        state: MemberState,
+        now_ms: int,
+        fresh: bool,
+        standing: tuple[Note, ...],
+    ) -> MemberEntry:
+        if self._graph is None:
+            return MemberEntry(member, state, state, (), heard_ms=0, updated_ms=0)
+        judged = judge(
+            member,
+            state,
+            self._graph,
+            now_ms=now_ms,
+            grace_ms=self.grace_ms,
+            since=self._since.get(member, {}),
+            refreshed=fresh,
+            standing=standing,
+        )
+        self._since[member] = dict(judged.since)
+        return MemberEntry(
             member=member,
             state=state,
-            effective=effective,
-            clamps=clamps,
-            heard_ms=heard,
-            updated_ms=now_ms,
+            effective=judged.effective,
+            clamps=judged.contradicted,
+            heard_ms=0,
+            updated_ms=0,
+            unconfirmed=judged.unconfirmed,
         )
-        return UpdateResult(Outcome.APPLIED, clamps)
+
+    def _store(self, member: NodeId, state: MemberState, now_ms: int) -> UpdateResult:
+        previous = self._entries.get(member)
+        standing = () if previous is None else previous.clamps
+        judged = self._judge(member, state, now_ms, False, standing)
+        heard = now_ms if previous is None else max(now_ms, previous.heard_ms)
+        self._entries[member] = attrs.evolve(judged, heard_ms=heard, updated_ms=now_ms)
+        known = {note_key(note) for note in standing}
+        return UpdateResult(
+            Outcome.APPLIED, tuple(n for n in judged.clamps if note_key(n) not in known)
+        )
 
     # --- queries ------------------------------------------------------------------------------
 
@@ -197,14 +246,19 @@ class StateMap:
             "stale": self.is_stale(member, now_ms),
             "state": state_to_json(entry.state),
             "clamps": [note.to_json() for note in entry.clamps],
+            "unconfirmed": [claim.to_json() for claim in entry.unconfirmed],
         }
 
     def fleet_view(self, now_ms: int, public_capacity: Mapping[NodeId, int]) -> FleetView:
         """The fleet view at ``now_ms`` from fresh members' effective records.
 
         ``public_capacity``: target -> its total public capacity (sat), e.g.
-        ``PublicCapacity.totals``; a target missing from it has no share (None). Peers that are
-        members themselves (fresh or stale) are not targets.
+        ``PublicCapacity.totals``. The fleet's effective capacity to a target is public capacity
+        of that target (the graph confirmed it), so once a graph is set it is the floor of the
+        target's figure: a target whose own channels our graph lags on is never shown with 0 or
+        a share above 1. Without a graph, a target missing from ``public_capacity`` has no
+        figure and no share (None).
+        Peers that are members themselves (fresh or stale) are not targets.
         """
         stale = self.stale(now_ms)
         summaries: list[MemberSummary] = []
@@ -226,6 +280,7 @@ class StateMap:
                     inbound_msat=state.liquidity.inbound_msat,
                     onchain_sat=state.liquidity.onchain_sat,
                     clamped=bool(entry.clamps),
+                    unconfirmed=bool(entry.unconfirmed),
                 )
             )
             for edge in state.topology:
@@ -236,7 +291,8 @@ class StateMap:
                 connected.setdefault(target, set()).add(member)
         targets = []
         for target in sorted(capacity):
-            public = public_capacity.get(target)
+            floor = 0 if self._graph is None else capacity[target]
+            public = max(public_capacity.get(target) or 0, floor) or None
             share = capacity[target] / public if public else None
             targets.append(
                 TargetView(

@@ -18,8 +18,8 @@ class TargetView:
     target: NodeId
     fleet_capacity_sat: int  # sum over fresh members' (clamped) edges to the target
     members: tuple[NodeId, ...]  # fresh members with an edge to it, sorted
-    public_capacity_sat: int | None  # the target's total public capacity, None if unknown
-    share: float | None  # fleet_capacity / public capacity, None if that is unknown or 0
+    public_capacity_sat: int | None  # the target's total public capacity (at least the fleet's)
+    share: float | None  # fleet_capacity / public capacity
 
     @property
     def member_count(self) -> int:
@@ -48,7 +48,8 @@ class MemberSummary:
     outbound_msat: int
     inbound_msat: int
     onchain_sat: int
-    clamped: bool  # some of its claims were cut to the public graph
+    clamped: bool  # some of its claims are contradicted by the public graph (and were cut)
+    unconfirmed: bool = False  # some of its claims our graph does not hold yet (cut, no blame)
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)

@@ -51,6 +51,8 @@ class NodeInfo:
     blockheight: int
     # The feature bits we send in our BOLT 1 init message, big-endian bytes.
     features: bytes = b""
+    # Where the node accepts connections ("host:port"): announced addresses, else bindings.
+    addresses: tuple[str, ...] = ()
 
 
 @attrs.frozen

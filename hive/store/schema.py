@@ -53,7 +53,28 @@ CREATE TABLE peers (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (V1_MEMBERSHIP,)
+V_FLEET_CONTACT = """
+-- Where each member can be reached (issue 13: members without a channel between them must find
+-- each other again after a restart). source: 'join' (given to hive-join) or 'record' (published
+-- in the member's state record).
+CREATE TABLE member_addresses (
+    node_id    TEXT NOT NULL,
+    address    TEXT NOT NULL,
+    source     TEXT NOT NULL CHECK (source IN ('join', 'record')),
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (node_id, address, source)
+);
+-- The latest state record held of each member (its canonical CBOR), so the fleet view survives
+-- a restart: a member unreachable since is shown stale, not forgotten.
+CREATE TABLE fleet_states (
+    node_id  TEXT PRIMARY KEY,
+    version  INTEGER NOT NULL,
+    body     BLOB NOT NULL,
+    heard_ms INTEGER NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1_MEMBERSHIP, V_FLEET_CONTACT)
 """Every migration, oldest first. Append only."""
 
 

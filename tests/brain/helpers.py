@@ -21,7 +21,9 @@ from hive.runtime import Runtime
 EPOCH_MS = 1_761_350_400_000
 CONFIRM_S = 600.0  # the simulator's confirmation delay
 
-FAST = GossipConfig(interval_s=60.0, check_s=10.0, request_gap_s=5.0, graph_refresh_s=300.0)
+FAST = GossipConfig(
+    interval_s=60.0, check_s=10.0, request_gap_s=5.0, graph_refresh_s=300.0, claim_grace_s=120.0
+)
 
 
 def sim_ms() -> int:

@@ -201,7 +201,8 @@ async def test_a_member_lying_about_capacity_is_clamped_and_noted(
     await call(liar, "hive-join", ticket=invite["ticket"])
     everyone = [*runtimes, liar]
     await open_channels(fleet, everyone, graph_targets(fleet.network, 4), 2_000_000, 1)
-    await trio.sleep(CONFIRM_S + FAST.interval_s)
+    # Unconfirmed for the grace, then contradicted: the instant graph holds only half.
+    await trio.sleep(CONFIRM_S + FAST.claim_grace_s + FAST.interval_s)
     await wait_converged(everyone, within_s=5)
     assert liar.info is not None
     liar_id = liar.info.node_id

@@ -7,6 +7,8 @@ this one, with commands that expose what the plugin saw.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,6 +29,7 @@ SPECS = (
     CommandSpec("hive-slow", "seconds", "Sleep, then answer."),
     CommandSpec("hive-fail", "", "Raise an unexpected exception."),
     CommandSpec("hive-unbound", "", "In the manifest, not served by the runtime."),
+    CommandSpec("hive-warn", "", "Log a warning, an error and a Python warning."),
 )
 
 
@@ -47,6 +50,12 @@ class EchoRuntime:
                 self._changed.set()
                 self._changed = trio.Event()
 
+    async def _warn(self, params: Mapping[str, Any]) -> JsonDict:
+        logging.getLogger("hive.echo").warning("a warning for the operator")
+        logging.getLogger("hive.echo").error("an error for the operator")
+        warnings.warn("a python warning", UserWarning, stacklevel=1)
+        return {}
+
     def commands(self) -> Sequence[Command]:
         handlers = {
             "hive-echo": self._echo,
@@ -56,6 +65,7 @@ class EchoRuntime:
             "hive-stats": self._stats,
             "hive-slow": self._slow,
             "hive-fail": self._fail,
+            "hive-warn": self._warn,
         }
         return [Command(CommandSpec(name, "", name), handler) for name, handler in handlers.items()]
 

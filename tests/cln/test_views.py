@@ -344,3 +344,36 @@ def test_dropped_optional_fields_do_not_matter(dropped: set[str]) -> None:
     for field in dropped:
         answer["channels"][0].pop(field, None)
     assert views.parse_peer_channels(answer) == views.parse_peer_channels(LISTPEERCHANNELS)
+
+
+def test_getinfo_addresses_announced_first_else_bindings() -> None:
+    # v25.12.1 regtest capture: nothing announced, bound on loopback.
+    fresh = {
+        **GETINFO,
+        "address": [],
+        "binding": [{"type": "ipv4", "address": "127.0.0.1", "port": 39731}],
+    }
+    assert views.parse_getinfo(fresh).addresses == ("127.0.0.1:39731",)
+    announced = {
+        **fresh,
+        "address": [
+            {"type": "ipv6", "address": "2001:db8::1", "port": 9735},
+            {"type": "torv3", "address": "x" * 56 + ".onion", "port": 9735},
+            {"type": "websocket", "port": 9736},
+        ],
+    }
+    assert views.parse_getinfo(announced).addresses == (
+        "[2001:db8::1]:9735",
+        "x" * 56 + ".onion:9735",
+    )
+    odd = {
+        **GETINFO,
+        "binding": [
+            {"type": "ipv4", "address": "0.0.0.0", "port": 9735},
+            {"type": "local socket", "socket": "/tmp/x"},
+            {"type": "ipv4", "address": "10.0.0.1", "port": "9735"},
+            "garbage",
+        ],
+    }
+    assert views.parse_getinfo(odd).addresses == ()
+    assert views.parse_getinfo(GETINFO).addresses == ("127.0.0.1:9735",)

@@ -26,13 +26,15 @@ def channel(peer: int, capacity_sat: int, local_sat: int, state: ChannelState) -
     )
 
 
-def test_private_channels_count_in_liquidity_but_not_in_the_topology() -> None:
+def test_private_channels_count_neither_in_liquidity_nor_in_the_topology() -> None:
+    # Members cut liquidity to the public capacity they can check: private channels in the
+    # liquidity would get an honest member clamped.
     public = channel(1, 1_000_000, 250_000, ChannelState.NORMAL)
     private = attrs.evolve(channel(2, 2_000_000, 500_000, ChannelState.NORMAL), private=True)
     state = build_state(1, [public, private], 0)
     assert [edge.peer for edge in state.topology] == [bytes.fromhex(node(1))]
-    assert state.liquidity.outbound_msat == (250_000 + 500_000) * 1000
-    assert state.liquidity.inbound_msat == (750_000 + 1_500_000) * 1000
+    assert state.liquidity.outbound_msat == 250_000 * 1000
+    assert state.liquidity.inbound_msat == 750_000 * 1000
 
 
 def test_build_state_counts_normal_channels_only() -> None:

@@ -27,6 +27,7 @@ A, B, C = node(10), node(11), node(12)  # members
 X, Y, Z, W = node(20), node(21), node(22), node(23)  # external targets
 STALE_AFTER = 30_000
 T0 = 1_700_000_000_000
+GRACE = 3_600_000
 
 
 def test_stale_after_must_be_positive() -> None:
@@ -167,14 +168,16 @@ def test_fleet_view_figures_on_a_hand_built_fleet() -> None:
 
 
 def test_clamping_in_the_map_keeps_the_signed_record() -> None:
-    states = StateMap(STALE_AFTER)
+    states = StateMap(STALE_AFTER, grace_ms=GRACE)
     liar = member_state(1, edge(X, 9_000_000))
     honest = member_state(1, edge(X, 1_000_000))
     assert states.update(A, liar, T0).clamps == ()  # no graph known yet: taken as claimed
     graph = PublicCapacity.from_channels(
         [*both_directions("1x1x1", A, X, 2_000_000), *both_directions("1x1x2", B, X, 1_000_000)]
     )
-    new_clamps = states.set_public_graph(graph)
+    # Judged at once only when the grace is over and the liar's channels were just fetched.
+    assert states.set_public_graph(graph, T0) == []
+    new_clamps = states.set_public_graph(graph, T0 + GRACE, frozenset({A}))
     assert new_clamps == [ClampNote(A, X, 9_000_000, 2_000_000)]
     assert states.update(B, honest, T0).clamps == ()
     entry = states.entry(A)
@@ -187,11 +190,15 @@ def test_clamping_in_the_map_keeps_the_signed_record() -> None:
     assert x.fleet_capacity_sat == 3_000_000
     assert x.share == 1.0
     assert [m.clamped for m in view.members] == [True, False]
-    # A later version is clamped on arrival; the same clamps are not reported again on refresh.
-    result = states.apply_delta(A, diff(liar, attrs.evolve(liar, version=2)), T0 + 1)
-    assert result.clamps == (ClampNote(A, X, 9_000_000, 2_000_000),)
-    assert states.set_public_graph(graph) == []
-    assert states.set_public_graph(None) == []
+    # A later version with the same lie stays clamped on arrival, and the standing clamp is
+    # not reported again, on arrival or on refresh.
+    result = states.apply_delta(A, diff(liar, attrs.evolve(liar, version=2)), T0 + GRACE + 1)
+    assert result.clamps == ()
+    entry = states.entry(A)
+    assert entry is not None
+    assert entry.clamps == (ClampNote(A, X, 9_000_000, 2_000_000),)
+    assert states.set_public_graph(graph, T0 + GRACE + 2, frozenset({A})) == []
+    assert states.set_public_graph(None, T0 + GRACE + 3) == []
     entry = states.entry(A)
     assert entry is not None
     assert entry.effective == entry.state

@@ -1,7 +1,8 @@
 """The plugin in real Core Lightning nodes (pyln-testing's ``node_factory``).
 
 Runs where ``lightningd`` and ``bitcoind`` are on PATH and pyln-testing is installed; skipped
-at collection otherwise (without importing anything that is missing).
+at collection otherwise (without importing anything that is missing). ``conftest.py`` sets
+``RUST=0`` unless given, so a lightningd built without cln-grpc is not handed ``--grpc-port``.
 """
 
 from __future__ import annotations
@@ -90,3 +91,91 @@ def test_three_nodes_form_a_hive(node_factory: Any, hive_plugin: Path) -> None:
         l4.rpc.call(
             "hive-join", {"ticket": ticket, "member": f"{l1.info['id']}@localhost:{l1.port}"}
         )
+
+
+def _form(node_factory: Any, hive_plugin: Path, count: int) -> list[Any]:
+    """``count`` nodes without channels between them; l1 founds the hive, the others join it
+    at l1's address with tickets from l1."""
+    nodes = node_factory.get_nodes(count, opts={"plugin": str(hive_plugin)})
+    founder = nodes[0]
+    founder.rpc.call("hive-genesis", {"name": "regtest"})
+    for joiner in nodes[1:]:
+        ticket = founder.rpc.call("hive-invite", {"valid_hours": 1})["ticket"]
+        address = f"{founder.info['id']}@localhost:{founder.port}"
+        joiner.rpc.call("hive-join", {"ticket": ticket, "member": address})
+    return list(nodes)
+
+
+def _holds_state_of(node: Any, member: Any) -> bool:
+    from pyln.client import RpcError
+
+    try:
+        return int(node.rpc.call("hive-state", {"member": member.info["id"]})["version"]) > 0
+    except RpcError:  # not held yet
+        return False
+
+
+def _connected(node: Any, other: Any) -> bool:
+    peers = node.rpc.listpeers(other.info["id"])["peers"]
+    return bool(peers) and bool(peers[0]["connected"])
+
+
+def test_check_validates_hive_commands(node_factory: Any, hive_plugin: Path) -> None:
+    """``lightning-cli check hive-...`` reaches the plugin (manifest ``cancheck``), which
+    validates the parameters without running the command."""
+    from pyln.client import RpcError
+
+    node = node_factory.get_node(options={"plugin": str(hive_plugin)})
+    ok = node.rpc.call("check", {"command_to_check": "hive-invite", "valid_hours": 5})
+    assert ok["command_to_check"] == "hive-invite"
+    with pytest.raises(RpcError, match="valid_hours must be a whole number"):
+        node.rpc.call("check", {"command_to_check": "hive-invite", "valid_hours": "abc"})
+    with pytest.raises(RpcError, match="ticket is needed"):
+        node.rpc.call("check", ["hive-join"])
+    assert node.rpc.call("hive-status")["hive"]["member"] is False  # nothing ran
+    assert not node.daemon.is_in_log("does not support check command")
+
+
+def test_errors_carry_no_traceback(node_factory: Any, hive_plugin: Path) -> None:
+    from pyln.client import RpcError
+
+    node = node_factory.get_node(options={"plugin": str(hive_plugin)})
+    with pytest.raises(RpcError) as refused:
+        node.rpc.call("hive-revoke", {"node": "not-a-node-id"})
+    assert "traceback" not in refused.value.error
+    assert "not a node id" in refused.value.error["message"]
+
+
+def test_a_bad_option_is_logged_where_operators_look(node_factory: Any, hive_plugin: Path) -> None:
+    node = node_factory.get_node(
+        options={"plugin": str(hive_plugin), "hive-governance": "bogus"}, may_fail=True
+    )
+    assert node.daemon.is_in_log(r"UNUSUAL.*hive plugin disabled: hive-governance must be")
+
+
+def test_members_without_a_channel_reconnect_after_restarts(
+    node_factory: Any, hive_plugin: Path
+) -> None:
+    from pyln.testing.utils import wait_for
+
+    l1, l2 = _form(node_factory, hive_plugin, 2)
+    wait_for(lambda: _holds_state_of(l1, l2) and _holds_state_of(l2, l1))
+    l2.restart()  # l2's node forgets l1 (no channel): the hive must find it again
+    wait_for(lambda: _connected(l2, l1))
+    l1.restart()
+    wait_for(lambda: _connected(l1, l2))
+    assert l1.rpc.call("hive-status")["hive"]["members"] == 2
+
+
+def test_an_unreachable_member_stays_in_the_fleet_view_after_a_restart(
+    node_factory: Any, hive_plugin: Path
+) -> None:
+    from pyln.testing.utils import wait_for
+
+    l1, _l2, l3 = _form(node_factory, hive_plugin, 3)
+    wait_for(lambda: _holds_state_of(l1, l3))
+    l3.stop()
+    l1.restart()
+    view = l1.rpc.call("hive-state")
+    shown = {m["member"] for m in view["members"]} | set(view["stale"])
+    assert l3.info["id"] in shown

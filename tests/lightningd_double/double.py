@@ -103,6 +103,8 @@ class LightningdDouble:
         self.manifest: dict[str, Any] = {}
         self.init_result: Any = None
         self.plugin_logs: list[dict[str, Any]] = []
+        # What lightningd itself logs about the plugin (level, message), as CLN words it.
+        self.lightningd_logs: list[tuple[str, str]] = []
         self.plugin_stderr = bytearray()
         self.hook_answers: list[Any] = []
         self._pending: dict[str, tuple[trio.Event, list[dict[str, Any]]]] = {}
@@ -271,6 +273,10 @@ class LightningdDouble:
             self.init_result = await self.request(
                 "init", {"options": values, "configuration": configuration}
             )
+        if isinstance(self.init_result, dict) and "disable" in self.init_result:
+            # lightningd kills it and says why at debug level only.
+            reason = self.init_result["disable"]
+            self.lightningd_logs.append(("debug", f"disabled itself at init: {reason}"))
         return self.init_result
 
     async def _write(self, obj: dict[str, Any]) -> None:
@@ -301,6 +307,26 @@ class LightningdDouble:
                 method, {"code": -32601, "message": f"Unknown command '{method}'"}
             )
         return await self.request(method, params if params is not None else {})
+
+    async def check(self, command: str, params: dict[str, Any] | list[Any] | None = None) -> Any:
+        """``lightning-cli check COMMAND ...`` for a plugin command, as lightningd does it: a
+        plugin whose manifest has ``cancheck`` gets a ``check`` request with the original
+        params; otherwise lightningd logs UNUSUAL and passes the check without validating."""
+        if command not in self.plugin_methods:
+            raise PluginCallError(
+                "check", {"code": -32601, "message": f"Unknown command '{command}'"}
+            )
+        if not self.manifest.get("cancheck"):
+            self.lightningd_logs.append(
+                ("unusual", f"Plugin does not support check command for {command}")
+            )
+            return {"command_to_check": command}
+        forwarded: dict[str, Any] | list[Any]
+        if isinstance(params, list):
+            forwarded = [command, *params]
+        else:
+            forwarded = {"command_to_check": command, **(params or {})}
+        return await self.request("check", forwarded)
 
     async def hook(self, name: str, payload: dict[str, Any]) -> Any:
         hooks = {h["name"] for h in self.manifest.get("hooks", [])}

@@ -19,10 +19,13 @@ from hive.node.sim.graph import (
     load_mainnet,
     uniform_split,
 )
-from hive.node.sim.network import SimNetwork, SimStats
+from hive.node.sim.network import INSTANT, REALISTIC, GossipLag, SimNetwork, SimStats
 from hive.node.sim.node import SimNode
 
 __all__ = [
+    "INSTANT",
+    "REALISTIC",
+    "GossipLag",
     "Graph",
     "GraphFileError",
     "SimNetwork",

@@ -16,6 +16,11 @@ Rules the whole simulator follows (documented here because they are decided here
 * **Balances.** The public graph has none. Each channel starts with a fraction of its capacity on
   the ``node1`` side drawn by a :data:`SplitFn` from a seeded :class:`random.Random`; the default
   :func:`uniform_split` draws uniformly from 0.2..0.8, :func:`even_split` gives 0.5.
+* **Announcements.** Each channel has the trio time its ``channel_announcement`` was made
+  (:attr:`Graph.announced`): ``-inf`` for channels of a loaded or generated graph (known to every
+  node from the start), ``+inf`` while a new channel is unannounced. Which node has heard of it
+  by when is the network's business (:class:`~hive.node.sim.network.GossipLag`);
+  :meth:`Graph.public_channels` takes the viewer's filter.
 * HTLC minimum/maximum, channel reserves and inbound fees are not modelled.
 """
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
 import random
 import zlib
@@ -105,6 +111,8 @@ class Graph:
     capacity_sat: array[int] = attrs.Factory(lambda: array("q"))
     node1_msat: array[int] = attrs.Factory(lambda: array("q"))
     state: bytearray = attrs.Factory(bytearray)
+    # Trio time of each channel's announcement (-inf: always known; +inf: not announced yet).
+    announced: array[float] = attrs.Factory(lambda: array("d"))
     # Per direction (2 * channel + direction).
     base_msat: array[int] = attrs.Factory(lambda: array("q"))
     ppm: array[int] = attrs.Factory(lambda: array("q"))
@@ -143,11 +151,13 @@ class Graph:
         policy_a: DirectionPolicy | None,
         policy_b: DirectionPolicy | None,
         state: ChannelState = ChannelState.NORMAL,
+        announced: float = -math.inf,
     ) -> int:
         """Add a channel with ``a`` as ``node1``; ``a_msat`` is ``a``'s starting balance.
 
         ``scid`` may be "" for a channel not yet confirmed (see :meth:`set_scid`). A None policy
-        means no ``channel_update`` is known for that direction.
+        means no ``channel_update`` is known for that direction. ``announced``: see
+        :attr:`announced` (default: known to everyone from the start).
         """
         if a == b:
             raise ValueError("a channel needs two distinct nodes")
@@ -164,6 +174,7 @@ class Graph:
         self.capacity_sat.append(capacity_sat)
         self.node1_msat.append(a_msat)
         self.state.append(STATE_CODE[state])
+        self.announced.append(announced)
         for policy in (policy_a, policy_b):
             if policy is None:
                 self.base_msat.append(0)
@@ -226,12 +237,17 @@ class Graph:
     def channels_between(self, a: int, b: int) -> list[int]:
         return [c for c in self.adjacency[a] if self.other(c, a) == b]
 
-    def public_channels(self, n: int) -> list[PublicChannel]:
-        """Confirmed channels with a known policy in the ``n`` -> peer direction."""
+    def public_channels(
+        self, n: int, known: Callable[[int], bool] | None = None
+    ) -> list[PublicChannel]:
+        """Confirmed channels with a known policy in the ``n`` -> peer direction; with
+        ``known``, only the channels ``known(c)`` accepts (a viewer's lagging view)."""
         out: list[PublicChannel] = []
         for c in self.adjacency[n]:
             d = self.direction(c, n)
             if self.state[c] != NORMAL or not self.flags[d] & HAS_POLICY:
+                continue
+            if known is not None and not known(c):
                 continue
             out.append(
                 PublicChannel(

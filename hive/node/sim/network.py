@@ -11,6 +11,11 @@ Model (simplifications are deliberate and listed here):
   (or a node going offline) :class:`PeerDisconnected` to both ends. Each connection has a
   generation number; a message in flight is dropped when its connection closed meanwhile, even if
   the peers reconnected before it arrived.
+* **Addresses.** Every node listens on ``127.0.0.1:<port>`` (:meth:`SimNetwork.address_of`).
+  By default a connect needs no address. With ``require_address``, as in Lightning, a connect
+  without host finds the peer only through gossip (the peer has a public channel) or an
+  address remembered from an earlier outgoing connection (lost when the node restarts:
+  :meth:`SimNetwork.forget_addresses`); a connect with a host must name the peer's address.
 * **Custom messages** are dropped with probability ``loss`` (seeded), otherwise delivered after a
   latency drawn uniformly from ``latency``. Messages on one connection stay in order (it is a TCP
   stream): a message never overtakes an earlier one.
@@ -22,6 +27,14 @@ Model (simplifications are deliberate and listed here):
   is OPENING, then NORMAL ``confirmation_delay_s`` later, when it gets its short channel id.
   New channels start with all funds on the opener's side and CLN's default fees (1000 msat +
   10 ppm) in both directions.
+* **The public graph as each node sees it** lags like real gossip (:class:`GossipLag`): a new
+  channel is announced ``announce_s`` after its funding confirms (Lightning announces at 6
+  confirmations, usable earlier), and a node other than its two ends hears of the announcement
+  ``propagation_s`` later (drawn per node and channel, deterministic from the seed). The filter is
+  a "known since" time per (viewer, channel) computed on the fly over the one shared graph, so
+  the mainnet graph is never copied. :data:`INSTANT` (the default) is the omniscient view:
+  announced at confirmation, known everywhere at once. Channels of the loaded graph are known
+  to everyone from the start. Routing stays omniscient (see below).
 * **Payments** and **routing**: see :mod:`hive.node.sim.routing` (omniscient pathfinder, atomic
   settlement). Offline nodes are avoided by the pathfinder and fail payments through them.
 * The block height is ``start_height`` plus elapsed trio time / 600 s, counted from the first
@@ -54,6 +67,7 @@ from hive.node.port import (
     PaymentResult,
     PeerConnected,
     PeerDisconnected,
+    PublicChannel,
     Route,
 )
 from hive.node.sim import routing
@@ -76,6 +90,38 @@ MIN_CUSTOM_TYPE = 32768
 MIN_CHANNEL_SAT = 20_000  # CLN's default min-capacity-sat is 10k; 20k keeps toy opens sane
 INVALID_PARAMS = -32602  # JSON-RPC "invalid params", as CLN answers bad arguments
 FUND_CANNOT_AFFORD = 301  # CLN's error code for an open the wallet cannot pay
+
+
+@attrs.frozen
+class GossipLag:
+    """How the public graph each node sees lags behind the channels that exist."""
+
+    announce_s: float = 0.0  # from the funding's confirmation to the channel_announcement
+    propagation_s: tuple[float, float] = (0.0, 0.0)  # announcement to a node (uniform draw)
+
+    def __attrs_post_init__(self) -> None:
+        low, high = self.propagation_s
+        if not (self.announce_s >= 0.0 and 0.0 <= low <= high):
+            raise ValueError(f"gossip lag needs announce_s >= 0 and 0 <= min <= max, got {self}")
+
+
+INSTANT = GossipLag()
+"""Every node sees a channel as soon as its funding confirms (the omniscient view)."""
+
+REALISTIC = GossipLag(announce_s=1800.0, propagation_s=(30.0, 300.0))
+"""Announced three blocks after the channel is usable, then a minute or a few to reach a node."""
+
+_MASK64 = (1 << 64) - 1
+
+
+def _unit(seed: int, viewer: int, channel: int) -> float:
+    """A deterministic draw in [0, 1) for (seed, viewer, channel): splitmix64, no state kept."""
+    x = seed * 0x9E3779B97F4A7C15 + viewer * 0xBF58476D1CE4E5B9 + channel * 0x94D049BB133111EB
+    x &= _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    x ^= x >> 31
+    return (x >> 11) / float(1 << 53)
 
 
 @attrs.define
@@ -119,6 +165,8 @@ class SimNetwork:
         open_fee_sat: int = 2_000,
         event_buffer: int = 1_000,
         start_height: int = 921_000,
+        gossip_lag: GossipLag = INSTANT,
+        require_address: bool = False,
     ) -> None:
         if not 0.0 <= latency[0] <= latency[1]:
             raise ValueError(f"latency must be (min, max) with 0 <= min <= max, got {latency}")
@@ -134,6 +182,9 @@ class SimNetwork:
         self.open_fee_sat = open_fee_sat
         self.event_buffer = event_buffer
         self.start_height = start_height
+        self.gossip_lag = gossip_lag
+        self.require_address = require_address
+        self._remembered: dict[int, set[int]] = {}  # node -> peers it knows an address of
         self.stats = SimStats()
         self._rng = random.Random(seed)
         self._nodes: dict[int, SimNode] = {}
@@ -264,6 +315,35 @@ class SimNetwork:
         if node is not None:
             node._push(event)
 
+    def _announced(self, idx: int) -> bool:
+        graph = self.graph
+        return any(
+            graph.state[c] == NORMAL and graph.announced[c] <= self._now()
+            for c in graph.adjacency[idx]
+        )
+
+    # --- the public graph as one node sees it ----------------------------------------------
+
+    def known_since(self, viewer: int, c: int) -> float:
+        """Trio time from which ``viewer`` knows channel ``c``'s announcement (inf: never yet)."""
+        graph = self.graph
+        announced = graph.announced[c]
+        if math.isinf(announced) or viewer == graph.node1[c] or viewer == graph.node2[c]:
+            return announced
+        low, high = self.gossip_lag.propagation_s
+        if high == 0.0:
+            return announced
+        return announced + low + (high - low) * _unit(self.seed, viewer, c)
+
+    def public_channels_seen_by(self, viewer: int, n: int) -> list[PublicChannel]:
+        """``n``'s public channels as ``viewer``'s gossip knows them now."""
+        now = self._now()
+
+        def known(c: int) -> bool:
+            return self.known_since(viewer, c) <= now
+
+        return self.graph.public_channels(n, known)
+
     # --- connections ------------------------------------------------------------------------
 
     @staticmethod
@@ -276,8 +356,19 @@ class SimNetwork:
     def peers_of(self, idx: int) -> set[int]:
         return set(self._connections.get(idx, ()))
 
-    def connect(self, a: int, peer_id: NodeId) -> None:
-        """Connect node ``a`` to ``peer_id``; raises PeerUnreachable (unknown, offline, self)."""
+    def address_of(self, idx: int) -> str:
+        """Where node ``idx`` listens (``127.0.0.1`` and a port derived from its index)."""
+        return f"127.0.0.1:{10_000 + idx % 50_000}"
+
+    def forget_addresses(self, node_id: NodeId) -> None:
+        """Forget the addresses a node learned from its outgoing connections (a restart)."""
+        self._remembered.pop(self.graph.index[node_id], None)
+
+    def connect(
+        self, a: int, peer_id: NodeId, host: str | None = None, port: int | None = None
+    ) -> None:
+        """Connect node ``a`` to ``peer_id``; raises PeerUnreachable (unknown, offline, self,
+        no address known or a wrong one: see the module docstring)."""
         b = self.graph.index.get(peer_id)
         if b is None:
             raise PeerUnreachable(f"cannot connect to {peer_id}: unknown node")
@@ -287,6 +378,13 @@ class SimNetwork:
             raise PeerUnreachable(f"cannot connect to {peer_id}: we are offline")
         if b in self._offline:
             raise PeerUnreachable(f"cannot connect to {peer_id}: peer is offline")
+        if self.require_address and not self.connected(a, b):
+            if host is not None:
+                if f"{host}:{port}" != self.address_of(b):
+                    raise PeerUnreachable(f"cannot connect to {peer_id}: nobody there at {host}")
+            elif b not in self._remembered.get(a, set()) and not self._announced(b):
+                raise PeerUnreachable(f"cannot connect to {peer_id}: no address known for peer")
+        self._remembered.setdefault(a, set()).add(b)
         if self.connected(a, b):
             return
         self._connections.setdefault(a, set()).add(b)
@@ -392,6 +490,7 @@ class SimNetwork:
             policy_a=DEFAULT_POLICY,
             policy_b=DEFAULT_POLICY,
             state=ChannelState.OPENING,
+            announced=math.inf,
         )
         txid = hashlib.sha256(f"hive-sim/{self.seed}/tx/{self._next_seq()}".encode()).hexdigest()
         opener_id = self.graph.node_ids[opener]
@@ -413,6 +512,7 @@ class SimNetwork:
         scid = f"{self.blockheight()}x{self._next_seq()}x0"
         graph.set_scid(c, scid)
         graph.state[c] = NORMAL
+        graph.announced[c] = self._now() + self.gossip_lag.announce_s
         a, b = graph.node1[c], graph.node2[c]
         for me, other in ((a, b), (b, a)):
             self._emit(

@@ -105,6 +105,7 @@ class SimNode:
             network=SIM_NETWORK_NAME,
             blockheight=self._net.blockheight(),
             features=self._net.graph.features.get(self._idx, b""),
+            addresses=(self._net.address_of(self._idx),),
         )
 
     async def list_peers(self) -> Sequence[PeerView]:
@@ -145,7 +146,7 @@ class SimNode:
     async def list_public_channels(self, node_id: NodeId) -> Sequence[PublicChannel]:
         await trio.lowlevel.checkpoint()
         idx = self._net.graph.index.get(node_id)
-        return [] if idx is None else self._net.graph.public_channels(idx)
+        return [] if idx is None else self._net.public_channels_seen_by(self._idx, idx)
 
     async def get_node_announcement(self, node_id: NodeId) -> NodeAnnouncement | None:
         """None unless the node has a confirmed channel: Lightning only relays a
@@ -167,9 +168,11 @@ class SimNode:
     async def connect(
         self, node_id: NodeId, host: str | None = None, port: int | None = None
     ) -> None:
-        """Connect (host and port are ignored); PeerUnreachable if unknown or offline."""
+        """Connect; PeerUnreachable if unknown or offline, or (with the network's
+        ``require_address``) when no address is given for a peer never connected before and
+        without a public channel, or the address given is not the peer's."""
         await trio.lowlevel.checkpoint()
-        self._net.connect(self._idx, node_id)
+        self._net.connect(self._idx, node_id, host, port)
 
     async def send_custommsg(self, peer_id: NodeId, message: bytes) -> None:
         await trio.lowlevel.checkpoint()

@@ -46,6 +46,8 @@ MAX_EDGES = 1000  # topology edges (channels) per member
 MAX_NOTES = 100  # reputation notes per member
 MAX_OPPORTUNITIES = 100  # opportunities per member
 MAX_REASON_BYTES = 32
+MAX_ADDRESSES = 4  # "host:port" addresses a member can be reached at
+MAX_ADDRESS_BYTES = 100
 MAX_DIGEST_ENTRIES = 1000
 PPM = 1_000_000
 MAX_HOPS = 8  # the most hops a relayed frame may still travel (Relayed.hops_left)
@@ -146,6 +148,20 @@ def _peer_set(value: tuple[bytes, ...]) -> tuple[bytes, ...]:
     return tuple(sorted(set(value)))
 
 
+def _text_set(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Sorted by code point, without repeats: ``addresses`` is a set on the wire."""
+    if type(value) is not tuple or any(type(item) is not str for item in value):
+        return value
+    return tuple(sorted(set(value)))
+
+
+def _text_set_or_none(value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    return None if value is None else _text_set(value)
+
+
+_ADDRESSES = seq_of(MAX_ADDRESSES, text_len(MAX_ADDRESS_BYTES, min_bytes=1))
+
+
 @attrs.frozen
 class MemberState(Record):
     """A member's whole published state at ``version`` (tuples in canonical order)."""
@@ -162,6 +178,9 @@ class MemberState(Record):
         converter=_opportunities,
         validator=seq_of(MAX_OPPORTUNITIES, record_of(Opportunity)),
     )
+    # Where the member can be reached ("host:port"), so members without a channel between them
+    # can reconnect after a restart.
+    addresses: tuple[str, ...] = attrs.field(default=(), converter=_text_set, validator=_ADDRESSES)
 
     def capacity_by_peer(self) -> dict[bytes, int]:
         """Claimed capacity (sat) per peer, summed over the peer's edges."""
@@ -219,6 +238,9 @@ class StateDelta(Message):
         converter=_opportunities_or_none,
         validator=nullable(seq_of(MAX_OPPORTUNITIES, record_of(Opportunity))),
     )
+    addresses: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_text_set_or_none, validator=nullable(_ADDRESSES)
+    )
 
     @property
     def is_empty(self) -> bool:
@@ -229,6 +251,7 @@ class StateDelta(Message):
             and self.liquidity is None
             and self.reputation is None
             and self.opportunities is None
+            and self.addresses is None
         )
 
 
@@ -315,6 +338,7 @@ def diff(old: MemberState, new: MemberState) -> StateDelta:
         liquidity=None if new.liquidity == old.liquidity else new.liquidity,
         reputation=None if new.reputation == old.reputation else new.reputation,
         opportunities=None if new.opportunities == old.opportunities else new.opportunities,
+        addresses=None if new.addresses == old.addresses else new.addresses,
     )
 
 
@@ -365,6 +389,7 @@ def apply(old: MemberState, delta: StateDelta) -> MemberState:
         liquidity=old.liquidity if delta.liquidity is None else delta.liquidity,
         reputation=old.reputation if delta.reputation is None else delta.reputation,
         opportunities=old.opportunities if delta.opportunities is None else delta.opportunities,
+        addresses=old.addresses if delta.addresses is None else delta.addresses,
     )
 
 
