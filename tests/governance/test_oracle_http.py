@@ -15,26 +15,23 @@ import trio
 from hive.actors.oracle import HttpOracle
 from hive.actors.webhooks import Webhooks
 from hive.config import Governance
-from hive.governance import ProposalState
+from hive.governance import EventKind, ProposalState
 from hive.governance.limits import Limits
 from hive.governance.packet import MAX_ANSWER_BYTES, answer
 
 from .helpers import Rig, fee_draft, open_draft, rig
-from .httpserver import Reply, Request, Server, http_server
+from .httpserver import Behaviour, Reply, Request, Server, http_server
 
 S = ProposalState
 SECRET = "a-test-secret-of-some-length"
 
 
-def verdict(approve: bool, reason: str = "looks fine") -> "Behaviour":
+def verdict(approve: bool, reason: str = "looks fine") -> Behaviour:
     def reply(request: Request, _: int) -> Reply:
         pid = json.loads(request.body)["proposal_id"]
         return Reply(200, json.dumps(answer(pid, approve, reason)).encode())
 
     return reply
-
-
-Behaviour = object
 
 
 def signed_ok(request: Request) -> bool:
@@ -85,7 +82,7 @@ async def test_oracle_is_retried_after_a_500(tmp_path: Path) -> None:
     approve = verdict(True)
 
     def flaky(request: Request, before: int) -> Reply:
-        return Reply(500, b"oops") if before == 0 else approve(request, before)  # type: ignore[operator]
+        return Reply(500, b"oops") if before == 0 else approve(request, before)
 
     async with http_server(flaky) as server, oracle_rig(tmp_path, server) as r:
         status = await r.engine.submit(open_draft(r.peers[1]))
@@ -99,7 +96,7 @@ async def test_no_answer_in_time_is_deny(tmp_path: Path) -> None:
     approve = verdict(True)
 
     def slow(request: Request, before: int) -> Reply:
-        reply = approve(request, before)  # type: ignore[operator]
+        reply = approve(request, before)
         return Reply(reply.status, reply.body, delay_s=1.5)
 
     async with http_server(slow) as server, oracle_rig(tmp_path, server, timeout_s=0.3) as r:
@@ -148,10 +145,12 @@ async def test_oracle_approval_is_still_bound_by_the_hard_limits(tmp_path: Path)
         http_server(verdict(True)) as server,
         oracle_rig(tmp_path, server, limits=limits) as r,
     ):
-        status = await r.engine.submit(open_draft(r.peers[1], 1_000_000))
-        with trio.fail_after(5):
-            while (r.engine.get(status.id) or status).held_by is None:
-                await trio.sleep(0.02)
+        async with r.engine.subscribe() as events:
+            status = await r.engine.submit(open_draft(r.peers[1], 1_000_000))
+            with trio.fail_after(5):
+                async for event in events:
+                    if event.kind is EventKind.HELD:
+                        break
         held = r.engine.get(status.id)
         assert held is not None
         assert held.state is S.APPROVED
@@ -191,8 +190,10 @@ async def test_webhooks_arrive_signed_and_a_dead_one_does_not_slow_decisions(
             await r.engine.wait_final(status.id)
         assert trio.current_time() - start < 1.0
         with trio.fail_after(5):
-            while hooks.stats[good.url].delivered < 4:
-                await trio.sleep(0.02)
+            for _ in range(500):
+                if hooks.stats[good.url].delivered >= 4:
+                    break
+                await trio.sleep(0.01)
         stats = hooks.stats[good.url]
     assert stats.retries == 1
     assert stats.results["500"] == 1
