@@ -120,6 +120,13 @@ class EngineApi(Protocol):
         self, proposal_id: str, *, by: str = "operator", reason: str = ""
     ) -> ProposalStatus: ...
 
+    async def record_measurement(
+        self, proposal_id: str, measured: dict[str, object], *, by: str
+    ) -> None:
+        """Append a later measured result of an action (fees earned, liquidity moved) to the
+        ledger, for ``hive-why``."""
+        ...
+
     async def pause(self, reason: str, *, by: str = "operator") -> None: ...
 
     async def resume(self, *, by: str = "operator") -> None: ...

@@ -161,3 +161,20 @@ async def test_a_change_of_limits_between_starts_is_in_the_ledger(
     assert len(entries) == 2  # recorded at the first start, and the change
     assert entries[0].detail["now"]["daily_capital_sat"] == 1_000_000
     assert entries[0].detail["before"]["daily_capital_sat"] == 10_000_000
+
+
+async def test_a_measured_result_joins_the_story(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    from hive.governance_commands import GovernanceCommands
+
+    async with rig(tmp_path, mode=Governance.AUTONOMOUS) as r:
+        status = await r.engine.submit(open_draft(r.peers[1]))
+        with trio.fail_after(10):
+            await r.engine.wait_final(status.id)
+        await r.engine.record_measurement(status.id, {"fees_earned_sat": 42}, by="fees")
+        why = await GovernanceCommands(r.engine).why({"id": status.id})
+        with pytest.raises(Refused):
+            await r.engine.record_measurement("p-0000000000", {}, by="fees")
+    assert why["story"][-1] == "measured by fees: fees_earned_sat 42"
+    assert why["story"][1] == "approved by autonomous: within every hard limit"
