@@ -38,7 +38,7 @@ def now_ms() -> int:
 
 async def pipeline(n: int, data: Path) -> None:
     """Submit n set-fee proposals in autonomous mode; each is recorded, reserved, executed on
-    the simulator and settled: five ledger transactions per proposal."""
+    the simulator and settled: three transactions (record, decide + reserve, settle)."""
     net = SimNetwork(line_graph(3), seed=1)
     me = net.add_node("me", onchain_sat=10_000_000)
     peer = net.graph.node_ids[0]
