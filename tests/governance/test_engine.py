@@ -178,3 +178,28 @@ async def test_a_measured_result_joins_the_story(
             await r.engine.record_measurement("p-0000000000", {}, by="fees")
     assert why["story"][-1] == "measured by fees: fees_earned_sat 42"
     assert why["story"][1] == "approved by autonomous: within every hard limit"
+
+
+async def test_racing_decisions_on_one_proposal_only_one_wins(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with rig(tmp_path) as r:
+        status = await r.engine.submit(fee_draft(r.peers[1]))
+        results: list[str] = []
+
+        async def decide(approve: bool) -> None:
+            try:
+                if approve:
+                    await r.engine.approve(status.id, by="operator:web")
+                else:
+                    await r.engine.reject(status.id, by="agent:x")
+                results.append("won")
+            except Refused as exc:
+                results.append(exc.code)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(decide, True)
+            nursery.start_soon(decide, False)
+        rows = await r.store.run("l", lambda c: sql.ledger_for(c, status.id))
+    assert sorted(results) == ["not-pending", "won"]
+    assert [row.entry for row in rows].count("decided") == 1
