@@ -135,6 +135,10 @@ class EngineApi(Protocol):
         """Proposals not yet final (pending, approved, executing), oldest first."""
         ...
 
+    def recent(self) -> list[ProposalStatus]:
+        """Proposals that became final in this run, most recent last (bounded)."""
+        ...
+
     def get(self, proposal_id: str) -> ProposalStatus | None:
         """A proposal of this run or a recent one (final ones are kept a while), or None."""
         ...
