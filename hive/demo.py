@@ -24,18 +24,22 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
 import attrs
 import nacl.signing
 import trio
+from rich.text import Text
 
 from hive import demo_datadir, keys
+from hive.actors.demo_proposer import run_demo_proposer
 from hive.commands import CommandError
-from hive.config import HiveConfig
+from hive.config import Governance, HiveConfig
 from hive.demo_clock import IdleClock
 from hive.demo_datadir import DemoError, Manifest
+from hive.demo_governance import event_line, governance_lines, proposal_rows
 from hive.demo_screen import Screen, plural
 from hive.node.port import ChannelState
 from hive.node.sim import Graph, GraphFileError, SimNetwork, SimNode, generate_graph, load_mainnet
@@ -65,6 +69,9 @@ class DemoOptions:
     onchain_sat: int = 20_000_000
     refresh_s: float = 1.0
     data_dir: Path | None = None
+    # The built-in demo proposer (hive/governance/demo_proposer.py) submits a proposal to each
+    # companion every ~`proposal_interval_s` simulated seconds; None turns it off.
+    proposal_interval_s: float | None = 600.0
 
     def check(self) -> None:
         """Raise DemoError for options the demo cannot run with (before anything starts)."""
@@ -194,7 +201,13 @@ async def run_demo(
                 node,
                 Runtime(
                     node,
-                    HiveConfig(data_dir=base / node.alias, ping_interval_s=30.0),
+                    HiveConfig(
+                        data_dir=base / node.alias,
+                        ping_interval_s=30.0,
+                        # The first companion waits for the operator, the others decide
+                        # within the hard limits: the demo shows both.
+                        governance=Governance.ADVISOR if i == 0 else Governance.AUTONOMOUS,
+                    ),
                     now_ms=clock,
                     rng=random.Random(rng.getrandbits(64)),
                     signing_key=_load_key(base / node.alias),
@@ -202,9 +215,10 @@ async def run_demo(
                     events=screen.log.sink(node.alias),
                 ),
             )
-            for node in nodes
+            for i, node in enumerate(nodes)
         ]
         final: list[list[dict[str, Any]]] = [[]]
+        screen.add_section("proposals", lambda _statuses: _proposals(companions))
         watcher = _Watcher(screen)
 
         async def redraw() -> None:
@@ -229,10 +243,53 @@ async def run_demo(
                 nursery.start_soon(redraw_every_refresh)
                 await _attach(nodes, graph, candidates, options, rng)
                 await form_hive(companions, screen)
+                await _start_proposers(nursery, companions, graph, candidates, options, rng)
+                for companion in companions:
+                    nursery.start_soon(_log_engine_events, companion, screen)
                 await trio.sleep(options.duration_s if options.duration_s is not None else math.inf)
                 await redraw()
                 nursery.cancel_scope.cancel()
     return final[0]
+
+
+def _proposals(companions: Sequence[Companion]) -> Text:
+    """The proposals section: each companion's open proposals, then its latest decided ones."""
+    engines = [(c.node.alias, c.runtime.engine) for c in companions if c.runtime.engine]
+    return Text("\n".join(governance_lines(proposal_rows(engines))).strip("\n"))
+
+
+async def _start_proposers(
+    nursery: trio.Nursery,
+    companions: Sequence[Companion],
+    graph: Graph,
+    candidates: Sequence[int],
+    options: DemoOptions,
+    rng: random.Random,
+) -> None:
+    """One built-in demo proposer per companion (until the planner proposes opens itself)."""
+    every = options.proposal_interval_s
+    if every is None:
+        return
+    targets = [graph.node_ids[h] for h in candidates]
+    for companion in companions:
+        engine = companion.runtime.engine
+        if engine is not None:
+            await nursery.start(
+                partial(run_demo_proposer, interval_s=every),
+                engine,
+                targets,
+                random.Random(rng.getrandbits(64)),
+            )
+
+
+async def _log_engine_events(companion: Companion, screen: Screen) -> None:
+    """Every decision engine event of one companion, as a line in the demo's event log."""
+    engine = companion.runtime.engine
+    if engine is None:
+        return
+    async with engine.subscribe(64) as events:
+        async for event in events:
+            screen.log.add(companion.node.alias, event.kind.value, event_line("", event)[2:])
 
 
 async def _attach(
