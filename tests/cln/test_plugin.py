@@ -33,6 +33,8 @@ async def test_manifest_and_init(network: Network) -> None:
         "hive-log-level",
         "hive-saturation-cap",
         "hive-saturation-release",
+        "hive-member-fee-ppm",
+        "hive-member-fee-base-msat",
     }
     assert all(o["dynamic"] is False for o in manifest["options"])
     assert [h["name"] for h in manifest["hooks"]] == ["custommsg"]

@@ -45,6 +45,7 @@ NODE_ID_LEN = 33  # compressed secp256k1 public key
 MAX_EDGES = 1000  # topology edges (channels) per member
 MAX_NOTES = 100  # reputation notes per member
 MAX_OPPORTUNITIES = 100  # opportunities per member
+MAX_BALANCES = 100  # per-peer surplus/deficit entries per member (rebalancing)
 MAX_REASON_BYTES = 32
 MAX_DIGEST_ENTRIES = 1000
 PPM = 1_000_000
@@ -106,6 +107,58 @@ class Opportunity(Record):
     forwards: int = attrs.field(validator=u(32))
 
 
+# --- rebalancing (issue 15): surplus/deficit per direction and own rebalancing totals -------
+
+
+@attrs.frozen
+class ChannelBalance(Record):
+    """What a member can spare or lacks with one peer over its forecast horizon, per direction
+    (out: local balance toward the peer; in: the peer's side, our inbound)."""
+
+    peer: bytes = attrs.field(validator=exact_bytes(NODE_ID_LEN))
+    surplus_out_msat: int = attrs.field(validator=u(64))
+    deficit_out_msat: int = attrs.field(validator=u(64))
+    surplus_in_msat: int = attrs.field(validator=u(64))
+    deficit_in_msat: int = attrs.field(validator=u(64))
+
+
+@attrs.frozen
+class RebalanceTotals(Record):
+    """A member's own rebalancing totals since it joined: liquidity it provided to others by
+    forwarding their circular payments, liquidity it consumed, fees it paid, moves made."""
+
+    provided_msat: int = attrs.field(validator=u(64))
+    consumed_msat: int = attrs.field(validator=u(64))
+    fees_paid_msat: int = attrs.field(validator=u(64))
+    rebalances: int = attrs.field(validator=u(32))
+
+
+NO_REBALANCING = RebalanceTotals(provided_msat=0, consumed_msat=0, fees_paid_msat=0, rebalances=0)
+
+
+def _balances(value: tuple[ChannelBalance, ...]) -> tuple[ChannelBalance, ...]:
+    return _sort_records(  # type: ignore[no-any-return]
+        value,
+        ChannelBalance,
+        lambda b: (
+            b.peer,
+            b.surplus_out_msat,
+            b.deficit_out_msat,
+            b.surplus_in_msat,
+            b.deficit_in_msat,
+        ),
+    )
+
+
+def _balances_or_none(
+    value: tuple[ChannelBalance, ...] | None,
+) -> tuple[ChannelBalance, ...] | None:
+    return None if value is None else _balances(value)
+
+
+# --- end of the rebalancing block ------------------------------------------------------------
+
+
 # Canonical-order converters (attrs runs them on construction and so on decoding too).
 
 
@@ -161,6 +214,15 @@ class MemberState(Record):
     opportunities: tuple[Opportunity, ...] = attrs.field(
         converter=_opportunities,
         validator=seq_of(MAX_OPPORTUNITIES, record_of(Opportunity)),
+    )
+    # Rebalancing (issue 15); optional on the wire so records of older members still decode.
+    balances: tuple[ChannelBalance, ...] = attrs.field(
+        default=(),
+        converter=_balances,
+        validator=seq_of(MAX_BALANCES, record_of(ChannelBalance)),
+    )
+    rebalancing: RebalanceTotals = attrs.field(
+        default=attrs.Factory(lambda: NO_REBALANCING), validator=record_of(RebalanceTotals)
     )
 
     def capacity_by_peer(self) -> dict[bytes, int]:
@@ -219,6 +281,15 @@ class StateDelta(Message):
         converter=_opportunities_or_none,
         validator=nullable(seq_of(MAX_OPPORTUNITIES, record_of(Opportunity))),
     )
+    # Rebalancing (issue 15): None means unchanged, as above.
+    balances: tuple[ChannelBalance, ...] | None = attrs.field(
+        default=None,
+        converter=_balances_or_none,
+        validator=nullable(seq_of(MAX_BALANCES, record_of(ChannelBalance))),
+    )
+    rebalancing: RebalanceTotals | None = attrs.field(
+        default=None, validator=nullable(record_of(RebalanceTotals))
+    )
 
     @property
     def is_empty(self) -> bool:
@@ -229,6 +300,8 @@ class StateDelta(Message):
             and self.liquidity is None
             and self.reputation is None
             and self.opportunities is None
+            and self.balances is None
+            and self.rebalancing is None
         )
 
 
@@ -315,6 +388,8 @@ def diff(old: MemberState, new: MemberState) -> StateDelta:
         liquidity=None if new.liquidity == old.liquidity else new.liquidity,
         reputation=None if new.reputation == old.reputation else new.reputation,
         opportunities=None if new.opportunities == old.opportunities else new.opportunities,
+        balances=None if new.balances == old.balances else new.balances,
+        rebalancing=None if new.rebalancing == old.rebalancing else new.rebalancing,
     )
 
 
@@ -365,6 +440,8 @@ def apply(old: MemberState, delta: StateDelta) -> MemberState:
         liquidity=old.liquidity if delta.liquidity is None else delta.liquidity,
         reputation=old.reputation if delta.reputation is None else delta.reputation,
         opportunities=old.opportunities if delta.opportunities is None else delta.opportunities,
+        balances=old.balances if delta.balances is None else delta.balances,
+        rebalancing=old.rebalancing if delta.rebalancing is None else delta.rebalancing,
     )
 
 
@@ -401,16 +478,19 @@ def compare(ours: Mapping[K, int], theirs: Mapping[K, int]) -> tuple[list[K], li
 
 
 __all__ = [
+    "MAX_BALANCES",
     "MAX_EDGES",
     "MAX_HOPS",
     "MAX_NOTES",
     "MAX_OPPORTUNITIES",
     "MAX_RELAYED_FRAME",
+    "ChannelBalance",
     "DigestEntry",
     "Liquidity",
     "MemberState",
     "Opportunity",
     "PeerEdge",
+    "RebalanceTotals",
     "Relayed",
     "ReputationNote",
     "StateDelta",
