@@ -102,6 +102,13 @@ CATALOGUE: tuple[CommandSpec, ...] = (
         "node [reason]",
         "Revoke a member (admins only); every member then refuses its messages.",
     ),
+    CommandSpec(
+        "hive-rebalance",
+        "[since_hours] [run]",
+        "Forecasts, recent rebalance decisions with their figures, member fee policy, and "
+        "liquidity provided/consumed per member over SINCE_HOURS (default 168); RUN=true "
+        "plans now.",
+    ),
 )
 
 

@@ -112,6 +112,8 @@ async def test_hive_status_command(fleet: Fleet, autojump_clock: trio.testing.Mo
         "liveness",
         "fleetstate",
         "gossip",
+        "feepolicy",
+        "rebalancer",
     }
     assert result["hive"]["role"] == "admin"
     with pytest.raises(CommandError) as info:
