@@ -47,9 +47,19 @@ from hive.actors.membership import Membership
 from hive.actors.transport import Transport
 from hive.config import Governance, RebalanceConfig
 from hive.errors import NodeError, PaymentFailed, RouteNotFound
-from hive.fleet import rebalance as plan
+from hive.fleet import rebalance as rules
 from hive.fleet.forecast import ChannelForecast, FlowEstimator
 from hive.fleet.statemap import StateMap
+from hive.governance.api import EngineApi, ExecutionFailed, Refused
+from hive.governance.kinds import REBALANCE
+from hive.governance.proposal import (
+    MAX_REASON_CHARS,
+    Cost,
+    Draft,
+    ExecutionResult,
+    msat_to_sat_up,
+)
+from hive.governance.proposal import Proposal as GovProposal
 from hive.node.port import (
     ChannelView,
     Forwarded,
@@ -73,15 +83,15 @@ MAX_DECISIONS = 200
 
 
 @attrs.frozen
-class Proposal:
-    """A rebalance as it goes to the decision maker: the move, the route and both figures."""
+class Plan:
+    """A rebalance as planned: the move, the route found and both figures of the gate."""
 
     need_scid: str
     in_peer: NodeId
     out_peer: NodeId
     amount_msat: int
     route: Route
-    justification: plan.Justification
+    justification: rules.Justification
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,7 +104,7 @@ class Proposal:
         }
 
 
-Decide = Callable[[Proposal], Awaitable[tuple[bool, str]]]
+Decide = Callable[[Plan], Awaitable[tuple[bool, str]]]
 
 
 @attrs.define
@@ -128,6 +138,7 @@ class Rebalancer:
         governance: Governance = Governance.ADVISOR,
         config: RebalanceConfig | None = None,
         decide: Decide | None = None,
+        engine: EngineApi | None = None,
     ) -> None:
         self.node = node
         self.membership = membership
@@ -139,12 +150,16 @@ class Rebalancer:
         self.config = config or RebalanceConfig()
         self.policy = self.config.policy
         self.decide = decide or self._by_governance
+        self.engine: EngineApi | None = None
+        self._proposed: dict[str, str] = {}  # need channel -> open proposal id
+        if engine is not None:
+            self.attach_engine(engine)
         self.estimator = FlowEstimator()
-        self.backoff = plan.Backoff()
+        self.backoff = rules.Backoff()
         self.totals = Totals()
         self.events: Inbox[NodeEvent] = Inbox(512)
         self.forecasts: dict[str, ChannelForecast] = {}
-        self._balances: dict[str, plan.Balance] = {}
+        self._balances: dict[str, rules.Balance] = {}
         self._scid_peer: dict[str, NodeId] = {}
         self._pending: dict[int, rb.RebalanceRow] = {}
         self._distrust: collections.Counter[NodeId] = collections.Counter()
@@ -153,6 +168,11 @@ class Rebalancer:
         # Set by the runtime: the fee policy actor's notes ride in our record too.
         self.fee_policy: FeePolicyActor | None = None
         transport.subscribe_events(self.events)
+
+    def attach_engine(self, engine: EngineApi) -> None:
+        """Submit every rebalance to ``engine`` and execute the approved ones ourselves."""
+        self.engine = engine
+        engine.register_kind(REBALANCE, ProposalExecutor(self), replace=True)
 
     # ------------------------------------------------------------------------------------------
     # Life cycle
@@ -248,7 +268,7 @@ class Rebalancer:
         self._balances = {}
         self._scid_peer = {}
         for c in channels:
-            if not plan.usable(c):
+            if not rules.usable(c):
                 continue
             assert c.short_channel_id is not None
             self._scid_peer[c.short_channel_id] = c.peer_id
@@ -257,7 +277,7 @@ class Rebalancer:
                 c.short_channel_id, c.local_msat, floor, now, capacity_msat=c.capacity_msat
             )
             self.forecasts[c.short_channel_id] = fc
-            self._balances[c.short_channel_id] = plan.balance(c, fc, self.policy)
+            self._balances[c.short_channel_id] = rules.balance(c, fc, self.policy)
         self.estimator.forget(self._scid_peer)
 
     def member_surplus(self) -> dict[NodeId, int]:
@@ -278,7 +298,7 @@ class Rebalancer:
     async def _fleet_channels(self, channels: Sequence[ChannelView]) -> list[str]:
         """Our channels with members and members' public channels to each other."""
         members = set(self.membership.fleet_peers())
-        scids = set(plan.fleet_channels(channels, members))
+        scids = set(rules.fleet_channels(channels, members))
         for member in sorted(members):
             try:
                 public = await self.node.list_public_channels(member)
@@ -296,7 +316,7 @@ class Rebalancer:
         self._refresh(channels, now)
         members = self.membership.fleet_peers()
         outcomes: list[dict[str, Any]] = []
-        needs = plan.needs(channels, self.forecasts, self.policy)
+        needs = rules.needs(channels, self.forecasts, self.policy)
         if not needs:
             return outcomes
         free = await self._fleet_channels(channels)
@@ -311,6 +331,8 @@ class Rebalancer:
                 continue
             if any(row.need_scid == need.scid for row in self._pending.values()):
                 continue
+            if self._open_proposal(need.scid):
+                continue
             outcome = await self._plan_one(need, channels, members, published, free, spent)
             outcomes.append(outcome)
             if outcome["decision"] in ("succeeded", "failed"):
@@ -320,7 +342,7 @@ class Rebalancer:
 
     async def _plan_one(
         self,
-        need: plan.Need,
+        need: rules.Need,
         channels: Sequence[ChannelView],
         members: Sequence[NodeId],
         published: dict[NodeId, int],
@@ -329,8 +351,8 @@ class Rebalancer:
     ) -> dict[str, Any]:
         now = self.now_ms()
         fee = need.channel.our_fee
-        max_fee = plan.max_fee_msat(need, fee, self.policy)
-        candidates = plan.sources(need, channels, self._balances, members, published)
+        max_fee = rules.max_fee_msat(need, fee, self.policy)
+        candidates = rules.sources(need, channels, self._balances, members, published)
         best: tuple[Route, ChannelView] | None = None
         tried = 0
         for source in candidates[: self.config.sources_per_need]:
@@ -357,10 +379,10 @@ class Rebalancer:
             )
             return self._decision("no-route", need.scid, f"{reason}; retry in {wait:.0f} s")
         route, source = best
-        justification = plan.justify(
+        justification = rules.justify(
             need, fee, route.fee_msat, self.policy, spent_in_window_msat=spent
         )
-        proposal = Proposal(
+        planned = Plan(
             need_scid=need.scid,
             in_peer=need.peer,
             out_peer=source.peer_id,
@@ -369,16 +391,85 @@ class Rebalancer:
             justification=justification,
         )
         if not justification.ok:
-            return self._decision("rejected", need.scid, justification.reason, proposal=proposal)
-        approved, why = await self.decide(proposal)
+            return self._decision("rejected", need.scid, justification.reason, plan=planned)
+        if self.engine is not None:
+            return await self._submit(planned, need)
+        approved, why = await self.decide(planned)
         if not approved:
-            return self._decision("not-approved", need.scid, why, proposal=proposal)
-        return await self.execute(proposal)
+            return self._decision("not-approved", need.scid, why, plan=planned)
+        return await self.execute(planned)
 
-    async def _by_governance(self, proposal: Proposal) -> tuple[bool, str]:
+    def _open_proposal(self, scid: str) -> bool:
+        """True while a proposal for this channel waits or executes in the engine."""
+        pid = self._proposed.get(scid)
+        if pid is None or self.engine is None:
+            return False
+        status = self.engine.get(pid)
+        if status is None or status.state.final:
+            del self._proposed[scid]
+            return False
+        return True
+
+    async def _submit(self, planned: Plan, need: rules.Need) -> dict[str, Any]:
+        """Submit ``planned`` to the decision engine as a ``rebalance`` proposal."""
+        assert self.engine is not None
+        j = planned.justification
+        fee_sat = msat_to_sat_up(planned.route.fee_msat)
+        amount_sat = planned.amount_msat // 1000
+        draft = Draft(
+            kind=REBALANCE.name,
+            params={
+                "out_peer": planned.out_peer,
+                "in_peer": planned.in_peer,
+                "amount_sat": amount_sat,
+            },
+            reason=(f"refill {planned.need_scid} before it runs dry: {j.reason}")[
+                :MAX_REASON_CHARS
+            ],
+            cost=Cost(
+                routing_fee_sat=fee_sat,
+                ppm=planned.route.fee_msat * 1_000_000 // max(1, planned.amount_msat),
+            ),
+            proposer="rebalancer",
+            evidence={
+                "need_scid": planned.need_scid,
+                "expected_income_msat": j.expected_income_msat,
+                "cost_msat": j.cost_msat,
+                "confidence": round(j.confidence, 3),
+                "horizon_s": j.horizon_s,
+                "depletion_s": None
+                if need.forecast.depletion_s is None
+                else round(need.forecast.depletion_s),
+                "out_rate_msat_per_h": round(need.forecast.out_rate_msat_s * 3600),
+                "route": [h.node_id for h in planned.route.hops],
+                "fleet_hops": [
+                    h.node_id
+                    for h in planned.route.hops[:-1]
+                    if h.node_id in self.membership.fleet_peers()
+                ],
+            },
+            expected_value_sat=(j.expected_income_msat - j.cost_msat) // 1000,
+            confidence=j.confidence,
+            target=planned.in_peer,
+            ttl_s=self.policy.horizon_s,
+        )
+        try:
+            status = await self.engine.submit(draft)
+        except Refused as exc:
+            return self._decision("refused", planned.need_scid, f"{exc.code}: {exc}", plan=planned)
+        self._proposed[planned.need_scid] = status.id
+        return self._decision(
+            "proposed",
+            planned.need_scid,
+            f"proposal {status.id} ({status.state.value})",
+            plan=planned,
+            proposal=status.id,
+        )
+
+    async def _by_governance(self, plan: Plan) -> tuple[bool, str]:
         """Without the decision engine: autonomous executes within the policy's caps; advisor
         and oracle modes only record the plan (nobody is there to approve it)."""
-        del proposal
+        del plan
         if self.governance is Governance.AUTONOMOUS:
             return True, "autonomous: within the fee cap and budget"
         return False, f"{self.governance.value} mode: recorded as a plan, not executed"
@@ -386,21 +477,23 @@ class Rebalancer:
     # ------------------------------------------------------------------------------------------
     # Execution and accounting
 
-    async def execute(self, proposal: Proposal) -> dict[str, Any]:
-        label = f"hive-rb-{secrets.token_hex(8)}"
+    async def execute(self, plan: Plan, *, label: str | None = None) -> dict[str, Any]:
+        """Store, pay and account ``plan``; returns the decision entry ("succeeded" with
+        ``fee_msat`` and ``payment_hash``, or "failed" with ``failing_node``)."""
+        label = label or f"hive-rb-{secrets.token_hex(8)}"
         now = self.now_ms()
-        route = proposal.route
+        route = plan.route
         row_id = await self.store.run(
             "start_rebalance",
             lambda c: rb.start_rebalance(
                 c,
                 label=label,
                 now_ms=now,
-                need_scid=proposal.need_scid,
-                in_peer=proposal.in_peer,
-                out_peer=proposal.out_peer,
-                amount_msat=proposal.amount_msat,
-                expected_income_msat=proposal.justification.expected_income_msat,
+                need_scid=plan.need_scid,
+                in_peer=plan.in_peer,
+                out_peer=plan.out_peer,
+                amount_msat=plan.amount_msat,
+                expected_income_msat=plan.justification.expected_income_msat,
                 route=route,
             ),
         )
@@ -420,30 +513,32 @@ class Rebalancer:
                     reason=reason,
                 ),
             )
-            wait = self.backoff.failed(proposal.need_scid, done, self.policy)
+            wait = self.backoff.failed(plan.need_scid, done, self.policy)
             if exc.failing_node in self.membership.fleet_peers():
                 self._distrust[exc.failing_node] += 1
             return self._decision(
                 "failed",
-                proposal.need_scid,
+                plan.need_scid,
                 f"failed at {exc.failing_node}: {reason}; retry in {wait:.0f} s",
-                proposal=proposal,
+                plan=plan,
                 rebalance=row_id,
+                failing_node=exc.failing_node,
             )
         await self._settled(row_id, route, result.fee_msat, self.now_ms(), why="paid")
-        self.backoff.succeeded(proposal.need_scid)
+        self.backoff.succeeded(plan.need_scid)
         return self._decision(
             "succeeded",
-            proposal.need_scid,
+            plan.need_scid,
             f"moved {result.amount_msat} msat for {result.fee_msat} msat",
-            proposal=proposal,
+            plan=plan,
             rebalance=row_id,
             fee_msat=result.fee_msat,
+            payment_hash=result.payment_hash,
         )
 
     async def _settled(self, row_id: int, route: Route, fee_msat: int, now: int, why: str) -> None:
         members = self.membership.fleet_peers()
-        shares = plan.shares(route, self.node_id, members)
+        shares = rules.shares(route, self.node_id, members)
         await self.store.run(
             "finish_rebalance",
             lambda c: rb.finish_rebalance(
@@ -467,9 +562,9 @@ class Rebalancer:
             "channel": scid,
             "reason": reason,
         }
-        proposal = extra.pop("proposal", None)
-        if proposal is not None:
-            entry["proposal"] = proposal.to_json()
+        planned = extra.pop("plan", None)
+        if planned is not None:
+            entry["plan"] = planned.to_json()
         entry.update(extra)
         self.decisions.append(entry)
         log.info("rebalance %s on %s: %s", decision, scid, reason)
@@ -478,7 +573,7 @@ class Rebalancer:
     # ------------------------------------------------------------------------------------------
     # For the gossip actor and the commands
 
-    def balances(self) -> list[plan.Balance]:
+    def balances(self) -> list[rules.Balance]:
         return list(self._balances.values())
 
     def totals_record(self) -> RebalanceTotals:
@@ -520,4 +615,86 @@ class Rebalancer:
 _TOTAL_KEYS = frozenset(attrs.fields_dict(Totals))
 
 
-__all__ = ["Decide", "Proposal", "Rebalancer"]
+class ProposalExecutor:
+    """The engine's executor for ``rebalance`` proposals: routes again at execution time (an
+    approval can come hours after the plan) within the reserved fee, pays under the label
+    ``hive-rb-<proposal id>`` and accounts through the rebalancer; reconciles an interrupted
+    execution from the node's payment status under that label."""
+
+    def __init__(self, rebalancer: Rebalancer) -> None:
+        self.rebalancer = rebalancer
+
+    @staticmethod
+    def label(proposal: GovProposal) -> str:
+        return f"hive-rb-{proposal.id}"
+
+    async def execute(self, proposal: GovProposal) -> ExecutionResult:
+        r = self.rebalancer
+        p, evidence = proposal.params, proposal.evidence
+        amount_msat = int(p["amount_sat"]) * 1000
+        max_fee_msat = proposal.cost.routing_fee_sat * 1000
+        channels = await r.node.list_channels()
+        free = await r._fleet_channels(channels)
+        calls = [f"find_circular_route {p['out_peer']} {p['in_peer']} {amount_msat}"]
+        try:
+            route = await r.node.find_circular_route(
+                p["out_peer"],
+                p["in_peer"],
+                amount_msat,
+                free_channels=free,
+                max_fee_msat=max_fee_msat,
+            )
+        except RouteNotFound as exc:
+            raise ExecutionFailed(f"no circular route within the reserved fee: {exc}") from exc
+        scid = evidence.get("need_scid")
+        planned = Plan(
+            need_scid=scid if isinstance(scid, str) else "unknown",
+            in_peer=p["in_peer"],
+            out_peer=p["out_peer"],
+            amount_msat=amount_msat,
+            route=route,
+            justification=rules.Justification(
+                amount_msat=amount_msat,
+                expected_income_msat=int(evidence.get("expected_income_msat", 0)),
+                cost_msat=route.fee_msat,
+                confidence=proposal.confidence,
+                horizon_s=r.policy.horizon_s,
+                ok=True,
+                reason=proposal.reason,
+            ),
+        )
+        calls.append(f"pay_route {len(route.hops)} hops label {self.label(proposal)}")
+        outcome = await r.execute(planned, label=self.label(proposal))
+        if outcome["decision"] != "succeeded":
+            raise ExecutionFailed(outcome["reason"], calls=calls)
+        fee = int(outcome["fee_msat"])
+        return ExecutionResult(
+            cost=Cost(routing_fee_sat=msat_to_sat_up(fee), ppm=fee * 1_000_000 // amount_msat),
+            calls=tuple(calls),
+            detail={
+                "payment_hash": outcome["payment_hash"],
+                "fee_msat": fee,
+                "rebalance": outcome["rebalance"],
+                "route": [h.node_id for h in route.hops],
+            },
+        )
+
+    async def reconcile(self, proposal: GovProposal) -> ExecutionResult | None:
+        status = await self.rebalancer.node.payment_status(self.label(proposal))
+        if status.state is PaymentState.COMPLETE:
+            fee = status.fee_msat if status.fee_msat is not None else 0
+            cost = (
+                Cost(routing_fee_sat=msat_to_sat_up(fee))
+                if status.fee_msat is not None
+                else (proposal.cost)
+            )
+            return ExecutionResult(cost=cost, calls=("payment_status",), detail={"settled": True})
+        if status.state is PaymentState.PENDING:
+            # Not known yet: counted at the reserved cost, so the budget is never under-counted.
+            return ExecutionResult(
+                cost=proposal.cost, calls=("payment_status",), detail={"pending": True}
+            )
+        return None
+
+
+__all__ = ["Decide", "Plan", "ProposalExecutor", "Rebalancer"]
