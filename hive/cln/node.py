@@ -213,9 +213,13 @@ class ClnNode:
         )
 
     async def set_fee_policy(self, peer_id: NodeId, policy: FeePolicy) -> None:
-        await self.gateway.call(
+        result = await self.gateway.call(
             "setchannel", {"id": peer_id, "feebase": policy.base_msat, "feeppm": policy.ppm}
         )
+        applied = views.parse_setchannel(result)
+        wrong = {scid: fee for scid, fee in applied.items() if fee != policy}
+        if wrong:
+            raise NodeError(f"setchannel left other fees than {policy} on {wrong}")
 
     # ------------------------------------------------------------------------------------------
     # Routes and payments

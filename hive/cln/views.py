@@ -442,6 +442,19 @@ def _scid_of(scid_dir: str, where: _Fields) -> str:
     return scid
 
 
+def parse_setchannel(result: object) -> dict[str, FeePolicy]:
+    """``setchannel``: the fee each touched channel now has, by short channel id."""
+    out: dict[str, FeePolicy] = {}
+    for c in _Fields(result, "setchannel").items("channels"):
+        scid = c.opt_str("short_channel_id")
+        if scid is None:
+            continue  # not yet confirmed: CLN has no scid for it
+        out[scid] = FeePolicy(
+            base_msat=c.amount("fee_base_msat"), ppm=c.integer("fee_proportional_millionths")
+        )
+    return out
+
+
 def sendpay_route(route: Route) -> list[dict[str, Any]]:
     """The port's route as ``sendpay``'s ``route`` parameter."""
     return [
