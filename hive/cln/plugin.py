@@ -36,6 +36,8 @@ from hive.cln.node import ClnNode
 from hive.commands import CATALOGUE, Command, CommandError, CommandSpec, JsonDict
 from hive.config import GossipConfig, Governance, HiveConfig, RebalanceConfig
 from hive.errors import NodeError, TransientError
+from hive.governance.options import OPTIONS as DECISION_OPTIONS
+from hive.governance.options import DecisionOptionError, decisions_from_options
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,10 @@ def config_from_init(options: Mapping[str, Any], configuration: Mapping[str, Any
         raise OptionError(
             f"hive-saturation-release ({release}) must be below hive-saturation-cap ({cap})"
         )
+    try:
+        decisions = decisions_from_options(options)
+    except DecisionOptionError as exc:
+        raise OptionError(str(exc)) from None
     return HiveConfig(
         data_dir=Path(data_dir) if data_dir else Path(lightning_dir) / "hive",
         governance=gov,
@@ -105,6 +111,7 @@ def config_from_init(options: Mapping[str, Any], configuration: Mapping[str, Any
                 options, "hive-member-fee-base-msat", MAX_MEMBER_FEE_BASE_MSAT
             ),
         ),
+        decisions=decisions,
     )
 
 
@@ -328,6 +335,11 @@ def _register(plugin: Any, bridge: PluginBridge, specs: Sequence[CommandSpec]) -
         "Base fee (msat) charged to fleet members on our channels with them (0..100000)",
         opt_type="string",
     )
+
+    for option in DECISION_OPTIONS:
+        plugin.add_option(
+            option.name, option.default, option.description, opt_type="string", multi=option.multi
+        )
 
     def on_init(options: Mapping[str, Any], configuration: Mapping[str, Any], **_: Any) -> Any:
         try:

@@ -16,9 +16,7 @@ import trio
 import trio.testing
 from brain.helpers import CONFIRM_S, Fleet, call, poll, sim_ms
 
-from hive.actors.engine import Engine
-from hive.actors.executors import register_builtin
-from hive.config import DecisionConfig, Governance, RebalanceConfig
+from hive.config import Governance, RebalanceConfig
 from hive.governance.proposal import ProposalState
 from hive.node.port import ChannelView, FeePolicy, PaymentState
 from hive.node.sim import SimNetwork, SimNode
@@ -173,7 +171,13 @@ async def test_a_draining_channel_is_refilled_through_the_fleet_at_zero_fee(
     rebalancer = line.m[0].rebalancer
     assert rebalancer is not None
     (outcome,) = await rebalancer.step()
-    assert outcome["decision"] == "succeeded", outcome
+    assert outcome["decision"] == "proposed", outcome  # autonomous: the engine executes it
+    engine = line.m[0].engine
+    assert engine is not None
+    final = await engine.wait_final(outcome["proposal"])
+    assert final.state is ProposalState.SUCCEEDED, final
+    assert final.outcome is not None
+    outcome = dict(outcome, fee_msat=final.outcome.detail["fee_msat"])
     plan = outcome["plan"]
     assert plan["route"] == [line.id(1), line.id(2), line.e.node_id, line.id(0)]
     assert plan["expected_income_msat"] > plan["cost_msat"] * 1.5
@@ -292,40 +296,53 @@ async def test_an_interrupted_rebalance_is_resolved_from_the_node_never_paid_twi
 
 
 async def test_rebalances_go_through_the_decision_engine_and_its_ledger(
-    line: Line, autojump_clock: trio.testing.MockClock, tmp_path: Path
+    line: Line, autojump_clock: trio.testing.MockClock
 ) -> None:
     node = line.node(0)
-    rebalancer = line.m[0].rebalancer
+    rebalancer, engine = line.m[0].rebalancer, line.m[0].engine
     assert rebalancer is not None
-    async with open_store(tmp_path / "engine", run_inline=True) as store:
-        engine = Engine(
-            node=node,
-            store=store,
-            config=DecisionConfig(),
-            mode=Governance.AUTONOMOUS,
-            node_id=node.node_id,
-            alias="m0",
-            now_ms=sim_ms,
-        )
-        register_builtin(engine, node)
-        rebalancer.attach_engine(engine)
-        await engine.load()
-        await line.fleet.nursery.start(engine.run)
-        drain_e(line, hours=12)
-        (outcome,) = await rebalancer.step()
-        assert outcome["decision"] == "proposed", outcome
-        final = await engine.wait_final(outcome["proposal"])
-        assert final.state is ProposalState.SUCCEEDED, final
-        proposal = final.proposal
-        assert proposal.kind == "rebalance"
-        assert proposal.evidence["expected_income_msat"] > proposal.evidence["cost_msat"]
-        assert proposal.evidence["fleet_hops"] == [line.id(1), line.id(2)]
-        entries = [e.entry for e in await store.run("l", lambda c: gov_sql.ledger_for(c, final.id))]
-        assert entries[0] == "proposed"
-        assert entries == ["proposed", "decided", "reserved", "outcome"]
+    assert engine is not None
+    drain_e(line, hours=12)
+    (outcome,) = await rebalancer.step()
+    assert outcome["decision"] == "proposed", outcome
+    assert await rebalancer.step() == []  # not proposed twice while the first is open
+    final = await engine.wait_final(outcome["proposal"])
+    assert final.state is ProposalState.SUCCEEDED, final
+    proposal = final.proposal
+    assert proposal.kind == "rebalance"
+    assert proposal.evidence["expected_income_msat"] > proposal.evidence["cost_msat"]
+    assert proposal.evidence["fleet_hops"] == [line.id(1), line.id(2)]
+    async with with_store(line, 0) as store:
+        ledger = await store.run("l", lambda c: gov_sql.ledger_for(c, final.id))
+    assert [e.entry for e in ledger] == ["proposed", "decided", "reserved", "outcome"]
+    why = await call(line.m[0], "hive-why", id=final.id)
+    assert why
     assert (await line.channel(0, line.e.node_id)).local_msat == proposal.params["amount_sat"] * SAT
     status = await node.payment_status(f"hive-rb-{final.id}")
     assert status.state is PaymentState.COMPLETE
+
+
+async def test_advisor_mode_waits_for_the_operator(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    network = SimNetwork(Graph(), seed=5, latency=(0.05, 0.2))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(network.run)
+        fleet = Fleet(network, tmp_path, nursery, config={"governance": Governance.ADVISOR})
+        line = await make_line(fleet)
+        drain_e(line, hours=12)
+        rebalancer, engine = line.m[0].rebalancer, line.m[0].engine
+        assert rebalancer is not None
+        assert engine is not None
+        (outcome,) = await rebalancer.step()
+        assert outcome["decision"] == "proposed"
+        await trio.sleep(600)
+        assert (await line.channel(0, line.e.node_id)).local_msat == 0  # nothing without approval
+        await call(line.m[0], "hive-approve", id=outcome["proposal"])
+        final = await engine.wait_final(outcome["proposal"])
+        assert final.state is ProposalState.SUCCEEDED
+        assert (await line.channel(0, line.e.node_id)).local_msat > 0
+        nursery.cancel_scope.cancel()
 
 
 def with_store(line: Line, i: int):  # type: ignore[no-untyped-def]
