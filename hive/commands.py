@@ -104,10 +104,10 @@ CATALOGUE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "hive-rebalance",
-        "[since_hours] [run]",
+        "[since_hours] [run] [out_peer] [in_peer] [amount_sat]",
         "Forecasts, recent rebalance decisions with their figures, member fee policy, and "
         "liquidity provided/consumed per member over SINCE_HOURS (default 168); RUN=true "
-        "plans now.",
+        "plans now; OUT_PEER IN_PEER AMOUNT_SAT proposes that move.",
     ),
     CommandSpec(
         "hive-pending",

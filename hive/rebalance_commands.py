@@ -10,18 +10,24 @@ import attrs
 
 from hive.actors.feepolicy import FeePolicyActor
 from hive.actors.rebalancer import Rebalancer
+from hive.admin import Params
 from hive.commands import CommandError, JsonDict
+from hive.errors import RouteNotFound
 from hive.store import rebalance as rb
 
 MAX_SINCE_HOURS = 24 * 366
+MAX_MOVE_SAT = 16_777_215  # one channel's worth without wumbo
 
 
 async def rebalance_command(
     rebalancer: Rebalancer, feepolicy: FeePolicyActor, params: Mapping[str, Any]
 ) -> JsonDict:
-    unknown = sorted(set(params) - {"since_hours", "run"})
+    unknown = sorted(set(params) - {"since_hours", "run", "out_peer", "in_peer", "amount_sat"})
     if unknown:
         raise CommandError(CommandError.INVALID_PARAMS, f"hive-rebalance: unknown {unknown}")
+    move = [params.get(k) for k in ("out_peer", "in_peer", "amount_sat")]
+    if any(v is not None for v in move):
+        return await _propose(rebalancer, params)
     since_hours = _hours(params.get("since_hours", 168))
     run = _flag(params.get("run", False))
     ran: list[dict[str, Any]] | None = None
@@ -45,6 +51,26 @@ async def rebalance_command(
     if ran is not None:
         out["ran"] = ran
     return out
+
+
+async def _propose(rebalancer: Rebalancer, params: Mapping[str, Any]) -> JsonDict:
+    """``hive-rebalance out_peer=.. in_peer=.. amount_sat=..``: an operator's move."""
+    p = Params("hive-rebalance", params, ("out_peer", "in_peer", "amount_sat"))
+    out_peer = p.node_id("out_peer", required=True)
+    in_peer = p.node_id("in_peer", required=True)
+    if "amount_sat" not in p.values:
+        raise CommandError(CommandError.INVALID_PARAMS, "hive-rebalance: amount_sat is needed")
+    amount_sat = p.integer("amount_sat", 0, low=1_000, high=MAX_MOVE_SAT)
+    assert out_peer is not None
+    assert in_peer is not None
+    if out_peer == in_peer:
+        raise CommandError(CommandError.INVALID_PARAMS, "out_peer and in_peer must differ")
+    if not rebalancer.membership.is_member:
+        raise CommandError(CommandError.NOT_FOUND, "hive-rebalance: this node is in no hive")
+    try:
+        return await rebalancer.propose(out_peer, in_peer, amount_sat * 1000)
+    except RouteNotFound as exc:
+        raise CommandError(CommandError.REFUSED, f"hive-rebalance: {exc}") from None
 
 
 def _hours(raw: object) -> float:

@@ -466,6 +466,47 @@ class Rebalancer:
             proposal=status.id,
         )
 
+    async def propose(self, out_peer: NodeId, in_peer: NodeId, amount_msat: int) -> dict[str, Any]:
+        """An operator's move (``hive-rebalance OUT IN AMOUNT``): routed like ours, submitted
+        to the engine as a proposal the governance mode decides (no EV gate: the operator
+        asked; the forecast's figures still go into the evidence)."""
+        if self.engine is None:
+            raise RouteNotFound("no decision engine to submit the proposal to")
+        channels = await self.node.list_channels()
+        self._refresh(channels, self.now_ms())
+        into = [c for c in channels if rules.usable(c) and c.peer_id == in_peer]
+        if not into or not any(rules.usable(c) and c.peer_id == out_peer for c in channels):
+            raise RouteNotFound("we have no usable channel with one of the two peers")
+        need_channel = min(into, key=lambda c: c.local_msat)
+        assert need_channel.short_channel_id is not None
+        forecast = self.forecasts[need_channel.short_channel_id]
+        need = rules.Need(channel=need_channel, forecast=forecast, amount_msat=amount_msat)
+        route = await self.node.find_circular_route(
+            out_peer,
+            in_peer,
+            amount_msat,
+            free_channels=await self._fleet_channels(channels),
+            max_fee_msat=amount_msat * self.policy.max_fee_ppm // 1_000_000,
+        )
+        income = rules.expected_income_msat(need, need_channel.our_fee, self.policy)
+        planned = Plan(
+            need_scid=need.scid,
+            in_peer=in_peer,
+            out_peer=out_peer,
+            amount_msat=amount_msat,
+            route=route,
+            justification=rules.Justification(
+                amount_msat=amount_msat,
+                expected_income_msat=income,
+                cost_msat=route.fee_msat,
+                confidence=1.0,  # the operator's own judgement, not our forecast's
+                horizon_s=self.policy.horizon_s,
+                ok=True,
+                reason="asked by the operator",
+            ),
+        )
+        return await self._submit(planned, need)
+
     async def _by_governance(self, plan: Plan) -> tuple[bool, str]:
         """Without the decision engine: autonomous executes within the policy's caps; advisor
         and oracle modes only record the plan (nobody is there to approve it)."""

@@ -16,6 +16,7 @@ import trio
 import trio.testing
 from brain.helpers import CONFIRM_S, Fleet, call, poll, sim_ms
 
+from hive.commands import CommandError
 from hive.config import Governance, RebalanceConfig
 from hive.governance.proposal import ProposalState
 from hive.node.port import ChannelView, FeePolicy, PaymentState
@@ -348,3 +349,35 @@ async def test_advisor_mode_waits_for_the_operator(
 def with_store(line: Line, i: int):  # type: ignore[no-untyped-def]
     """The companion's own store file (a second connection; WAL allows it)."""
     return open_store(line.fleet.tmp / f"m{i}", run_inline=True)
+
+
+async def test_the_operator_can_propose_a_move_and_read_the_figures(
+    line: Line, autojump_clock: trio.testing.MockClock
+) -> None:
+    engine = line.m[0].engine
+    assert engine is not None
+    answer = await call(
+        line.m[0],
+        "hive-rebalance",
+        out_peer=line.id(1),
+        in_peer=line.e.node_id,
+        amount_sat="100000",
+    )
+    assert answer["decision"] == "proposed"
+    final = await engine.wait_final(answer["proposal"])
+    assert final.state is ProposalState.SUCCEEDED
+    assert (await line.channel(0, line.e.node_id)).local_msat == 100_000 * SAT
+    report = await call(line.m[0], "hive-rebalance", since_hours=1)
+    by_member = {t["member"]: t for t in report["liquidity_by_member"]}
+    assert by_member[line.id(1)]["provided_msat"] > 100_000 * SAT
+    assert report["rebalances"][0]["status"] == "succeeded"
+    assert report["member_fees"]["policy"] == {"base_msat": 0, "ppm": 0}
+    for bad in (
+        {"out_peer": line.id(1), "in_peer": line.id(1), "amount_sat": 100_000},
+        {"out_peer": line.id(1), "in_peer": line.e.node_id, "amount_sat": 10},
+        {"out_peer": "nope", "in_peer": line.e.node_id, "amount_sat": 100_000},
+        {"since_hours": 0},
+        {"bogus": 1},
+    ):
+        with pytest.raises(CommandError):
+            await call(line.m[0], "hive-rebalance", **bad)
