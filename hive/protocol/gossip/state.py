@@ -215,7 +215,8 @@ class MemberState(Record):
         converter=_opportunities,
         validator=seq_of(MAX_OPPORTUNITIES, record_of(Opportunity)),
     )
-    # Rebalancing (issue 15); optional on the wire so records of older members still decode.
+    # Rebalancing (issue 15). Required on the wire like every field (the defaults only serve
+    # Python callers); the record grew before protocol version 1 was released.
     balances: tuple[ChannelBalance, ...] = attrs.field(
         default=(),
         converter=_balances,
