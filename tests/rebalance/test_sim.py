@@ -160,6 +160,25 @@ async def test_a_restart_reasserts_the_member_fee(
     assert restarted.feepolicy.kept[line.id(0)].previous == FeePolicy(1000, 10)
 
 
+async def test_a_member_charging_us_is_noticed_and_noted(
+    line: Line, autojump_clock: trio.testing.MockClock
+) -> None:
+    await line.fleet.stop(line.m[2])  # so that nothing re-asserts m2's member fee
+    await line.node(2).set_fee_policy(line.id(1), FeePolicy(5, 500))
+    feepolicy = line.m[1].feepolicy
+    assert feepolicy is not None
+    assert feepolicy.reputation() == ()
+    await trio.sleep(2 * H)
+    (note,) = feepolicy.reputation()
+    assert note.peer.hex() == line.id(2)
+    assert note.reason == "fee-not-member"
+    gossip = line.m[1].gossip
+    assert gossip is not None
+    await gossip.publish()
+    assert gossip.published is not None
+    assert any(n.reason == "fee-not-member" for n in gossip.published.reputation)
+
+
 # ---------------------------------------------------------------------------------------------
 # Rebalancing
 
