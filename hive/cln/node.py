@@ -72,6 +72,7 @@ PAY_TIMEOUT_S = 60
 INVOICE_EXPIRY_S = 600
 CLBOSS_UNMANAGE = "clboss-unmanage"
 ASKRENE_CREATE_LAYER = "askrene-create-layer"
+FLEET_LAYER = "hive-fleet"
 # Fleet channels put at zero fee in one getroutes layer (each costs two RPC calls).
 MAX_FREE_CHANNELS = 200
 
@@ -98,6 +99,8 @@ class ClnNode:
         self._clboss: bool | None = None
         self._clboss_tags: dict[NodeId, set[str]] = {}
         self._askrene: bool | None = None
+        self._layer_lock = trio.Lock()
+        self._layer_scids: frozenset[str] | None = None  # what FLEET_LAYER holds now
         self.events_delivered = 0
         self.events_rejected: collections.Counter[str] = collections.Counter()
 
@@ -257,10 +260,11 @@ class ClnNode:
         """Leave through our channel with ``out_peer``, come back through ``in_peer``'s.
 
         The middle part is routed from ``out_peer`` to ``in_peer`` (the far sides of our two
-        channels) by askrene's ``getroutes`` where it runs, with a layer of our own that
+        channels) by askrene's ``getroutes`` where it runs, with our layer ``hive-fleet`` that
         disables this node (so the middle never passes through us) and sets every channel of
-        ``free_channels`` to zero fee; without askrene by ``getroute`` with us excluded. The
-        two hops through our own channels are added around it. ``getroutes`` is never asked
+        ``free_channels`` to zero fee (rebuilt when that set changes); without askrene by
+        ``getroute`` with us excluded. The two hops through our own channels are added
+        around it. ``getroutes`` is never asked
         for a route from a node to itself: on v25.12.1 that aborted askrene and took
         lightningd down.
         """
@@ -326,41 +330,55 @@ class ClnNode:
         if source == destination or us in (source, destination):
             # Never: getroutes from a node to itself crashed lightningd (v25.12.1).
             raise RouteNotFound(f"refusing getroutes from {source} to {destination}")
-        layer = f"hive-rebalance-{secrets.token_hex(6)}"
-        await self.gateway.call(ASKRENE_CREATE_LAYER, {"layer": layer})
+        wanted = frozenset(sorted(free)[:MAX_FREE_CHANNELS])
+        params = {
+            "source": source,
+            "destination": destination,
+            "amount_msat": amount_msat,
+            "layers": ["auto.localchans", FLEET_LAYER],
+            "maxfee_msat": maxfee_msat,
+            "final_cltv": final_cltv,
+        }
+        async with self._layer_lock:
+            for attempt in (1, 2):
+                if self._layer_scids != wanted:
+                    await self._build_fleet_layer(us, wanted)
+                try:
+                    return views.parse_getroutes(await self.gateway.call("getroutes", params))
+                except NodeError as exc:
+                    if exc.code == PAY_ROUTE_NOT_FOUND:
+                        raise RouteNotFound(str(exc), code=exc.code) from exc
+                    if exc.code == INVALID_PARAMS and "layer" in str(exc) and attempt == 1:
+                        self._layer_scids = None  # askrene lost it (restarted): build it again
+                        continue
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _build_fleet_layer(self, us: NodeId, scids: frozenset[str]) -> None:
+        """Our askrene layer: this node disabled (a circle's middle never passes through us)
+        and every fleet channel at zero fee. Rebuilt whole when the fleet's channels change,
+        so a channel that left the fleet does not stay free in it."""
+        self._layer_scids = None
         try:
-            await self.gateway.call("askrene-disable-node", {"layer": layer, "node": us})
-            for scid in sorted(free)[:MAX_FREE_CHANNELS]:
-                for direction in (0, 1):
-                    await self.gateway.call(
-                        "askrene-update-channel",
-                        {
-                            "layer": layer,
-                            "short_channel_id_dir": f"{scid}/{direction}",
-                            "fee_base_msat": 0,
-                            "fee_proportional_millionths": 0,
-                        },
-                    )
-            try:
-                result = await self.gateway.call(
-                    "getroutes",
+            await self.gateway.call("askrene-remove-layer", {"layer": FLEET_LAYER})
+        except NodeError as exc:
+            if exc.code != INVALID_PARAMS:  # "Unknown layer": nothing to remove
+                raise
+        await self.gateway.call(ASKRENE_CREATE_LAYER, {"layer": FLEET_LAYER})
+        await self.gateway.call("askrene-disable-node", {"layer": FLEET_LAYER, "node": us})
+        for scid in sorted(scids):
+            for direction in (0, 1):
+                await self.gateway.call(
+                    "askrene-update-channel",
                     {
-                        "source": source,
-                        "destination": destination,
-                        "amount_msat": amount_msat,
-                        "layers": ["auto.localchans", layer],
-                        "maxfee_msat": maxfee_msat,
-                        "final_cltv": final_cltv,
+                        "layer": FLEET_LAYER,
+                        "short_channel_id_dir": f"{scid}/{direction}",
+                        "fee_base_msat": 0,
+                        "fee_proportional_millionths": 0,
                     },
                 )
-            except NodeError as exc:
-                if exc.code == PAY_ROUTE_NOT_FOUND:
-                    raise RouteNotFound(str(exc), code=exc.code) from exc
-                raise
-            return views.parse_getroutes(result)
-        finally:
-            with trio.move_on_after(10, shield=True):
-                await self.gateway.call("askrene-remove-layer", {"layer": layer})
+        self._layer_scids = scids
+        log.info("askrene layer %s: %d fleet channels at zero fee", FLEET_LAYER, len(scids))
 
     async def _getroute_circle(
         self,

@@ -149,16 +149,28 @@ async def test_circle_by_getroutes_with_fleet_channels_free(
     carol_fee = 1000 + (amount + dave_fee) * 10 // 1_000_000
     assert route.fee_msat == dave_fee + carol_fee  # bob's 500 ppm is waived by the fleet layer
     assert priced.fee_msat > route.fee_msat
-    # never from a node to itself, never through us; the throwaway layer is gone
+    # never from a node to itself, never through us; our layer holds the fleet channels
     assert all(src != dst for src, dst in alice.getroutes_calls)
     assert alice.getroutes_calls[-1] == (bob.node_id, dave.node_id)
     assert not alice.askrene_crashed
-    assert list(alice.askrene.layers) == ["xpay"]
+    layer = alice.askrene.layers["hive-fleet"]
+    assert layer.disabled_nodes == [alice.node_id]
+    assert sorted(layer.channel_updates) == sorted(f"{s}/{d}" for s in free for d in (0, 1))
+    creates = sum(m == "askrene-create-layer" for m, _ in alice.rpc_calls)
+    await node.find_circular_route(bob.node_id, dave.node_id, amount, free_channels=free)
+    assert sum(m == "askrene-create-layer" for m, _ in alice.rpc_calls) == creates  # reused
+    # a channel leaving the fleet: the layer is rebuilt without it
+    await node.find_circular_route(bob.node_id, dave.node_id, amount, free_channels=free[:1])
+    layer = alice.askrene.layers["hive-fleet"]
+    assert sorted(layer.channel_updates) == [f"{free[0]}/0", f"{free[0]}/1"]
+    # askrene restarted and forgot it: built again, the call still answers
+    del alice.askrene.layers["hive-fleet"]
+    again = await node.find_circular_route(bob.node_id, dave.node_id, amount, free_channels=free)
+    assert again.fee_msat == route.fee_msat
     with pytest.raises(RouteNotFound, match="excessive cost"):
         await node.find_circular_route(
             bob.node_id, dave.node_id, amount, free_channels=free, max_fee_msat=route.fee_msat - 1
         )
-    assert list(alice.askrene.layers) == ["xpay"]
     with pytest.raises(RouteNotFound, match="not us"):
         await node.find_circular_route(alice.node_id, dave.node_id, amount)
 
