@@ -178,14 +178,13 @@ class Rebalancer:
     # Life cycle
 
     async def load(self) -> None:
-        raw = await self.store.get_meta(META_FLOWS)
-        if raw:
-            self.estimator.restore(json.loads(raw))
-        raw = await self.store.get_meta(META_TOTALS)
-        if raw:
-            values = json.loads(raw)
-            self.totals = Totals(**{k: int(v) for k, v in values.items() if k in _TOTAL_KEYS})
-            self._saved_totals = raw
+        flows = _json_object(await self.store.get_meta(META_FLOWS))
+        self.estimator.restore(flows)
+        totals = _json_object(await self.store.get_meta(META_TOTALS))
+        self.totals = Totals(
+            **{k: v for k, v in totals.items() if k in _TOTAL_KEYS and type(v) is int and v >= 0}
+        )
+        self._saved_totals = json.dumps(attrs.asdict(self.totals), sort_keys=True).encode()
         for row in await self.store.run("rebalances", lambda c: rb.rebalances(c, status="paying")):
             self._pending[row.id] = row
 
@@ -193,6 +192,7 @@ class Rebalancer:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._node_events)
             await self.resolve_interrupted()
+            self._refresh(await self.node.list_channels(), self.now_ms())
             task_status.started()
             while True:
                 await trio.sleep(self.config.check_s)
@@ -654,6 +654,18 @@ class Rebalancer:
 
 
 _TOTAL_KEYS = frozenset(attrs.fields_dict(Totals))
+
+
+def _json_object(raw: bytes | None) -> dict[str, Any]:
+    """A JSON object we stored, or {} when absent or unreadable (a loss of estimates only)."""
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        log.warning("rebalancer: unreadable saved state ignored")
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 class ProposalExecutor:
