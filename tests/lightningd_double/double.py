@@ -35,6 +35,8 @@ import attrs
 import trio
 
 from hive.protocol import lnsig
+from lightningd_double.askrene import Askrene
+from lightningd_double.askrene import RpcError as AskreneError
 from lightningd_double.network import Network
 from lightningd_double.rpc import POSITIONAL, Methods, RpcFail
 
@@ -102,6 +104,10 @@ class LightningdDouble:
         self._stalls: dict[str, str] = {}
         self.stalled: dict[str, trio.Event] = {}
         self._methods = Methods(self)
+        # askrene (getroutes, layers) and the payment history; see lightningd_double/askrene.py.
+        self.askrene = Askrene(self)
+        self.askrene_crashed = False
+        self.getroutes_calls: list[tuple[str, str]] = []
         # Plugin side.
         self.process: trio.Process | None = None
         self.manifest: dict[str, Any] = {}
@@ -221,11 +227,11 @@ class LightningdDouble:
         method = request.get("method")
         rid = request.get("id")
         params = request.get("params") or {}
-        table = self._methods.table()
+        table = {**self._methods.table(), **self.askrene.methods()}
         if not isinstance(method, str) or method not in table:
             return _error(rid, {"code": -32601, "message": f"Unknown command '{method}'"})
         if isinstance(params, list):
-            names = POSITIONAL[method]
+            names = POSITIONAL.get(method, ())
             if len(params) > len(names):
                 return _error(rid, {"code": -32602, "message": "too many parameters"})
             params = dict(zip(names, params, strict=False))
@@ -241,6 +247,8 @@ class LightningdDouble:
             result = table[method](params)
         except RpcFail as exc:
             return _error(rid, exc.error)
+        except AskreneError as exc:
+            return _error(rid, {"code": exc.code, "message": exc.message})
         return {"jsonrpc": "2.0", "id": rid, "result": result}
 
     # ------------------------------------------------------------------------------------------
