@@ -9,6 +9,8 @@ names may be spelled with ``-`` or ``_``) and return JSON-able dicts. Refusals a
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +39,7 @@ from hive.protocol.membership import (
     sign_member,
     sign_ticket,
     verify_genesis,
+    version_key,
 )
 from hive.store import META_GENESIS
 
@@ -45,6 +48,12 @@ log = logging.getLogger(__name__)
 HOUR_MS = 3_600_000
 MAX_VALID_HOURS = 24 * 365
 MAX_USES = 1000
+
+_INTEGER = re.compile(r"-?[0-9]{1,19}", re.ASCII)
+_NODE_ID = re.compile(r"0[23][0-9a-f]{64}", re.ASCII)
+_PORT = re.compile(r"[0-9]{1,5}", re.ASCII)
+# A DNS name, an IPv4 address or an IPv6 address (brackets removed): ASCII, no spaces.
+_HOST = re.compile(r"[A-Za-z0-9._:%-]{1,253}", re.ASCII)
 
 
 class Params:
@@ -62,19 +71,35 @@ class Params:
             )
 
     def text(self, name: str, default: str | None = None, *, max_len: int = 200) -> str | None:
+        """A string of at most ``max_len`` UTF-8 bytes (what the protocol's fields bound),
+        without control characters and encodable as UTF-8 (no lone surrogates)."""
         value = self.values.get(name)
         if value is None:
             return default
+        want = f"a string of at most {max_len} bytes"
         if not isinstance(value, str) or len(value) > max_len:
-            raise self._bad(name, f"a string of at most {max_len} characters", value)
+            raise self._bad(name, want, value)
+        try:
+            encoded = value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise self._bad(name, "valid Unicode text (it holds a lone surrogate)", value) from exc
+        if len(encoded) > max_len:
+            raise self._bad(name, f"{want} ({len(encoded)} in UTF-8)", value)
+        if any(unicodedata.category(c) == "Cc" and not c.isspace() for c in value):
+            raise self._bad(name, "text without control characters", value)
         return value
 
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:
         value = self.values.get(name, default)
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
+        want = f"a whole number from {low} to {high}"
+        if isinstance(value, str):
+            # ASCII digits only, and few of them: str.isdigit() passes "²", which int()
+            # refuses, and int() refuses numbers of more than 4300 digits.
+            if _INTEGER.fullmatch(value.strip()) is None:
+                raise self._bad(name, want, value)
+            value = int(value.strip())
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self._bad(name, f"a whole number from {low} to {high}", value)
+            raise self._bad(name, want, value)
         return value
 
     def flag(self, name: str) -> bool:
@@ -95,37 +120,52 @@ class Params:
 
     def _bad(self, name: str, want: str, value: object) -> CommandError:
         return CommandError(
-            CommandError.INVALID_PARAMS, f"{self.command}: {name} must be {want}, got {value!r}"
+            CommandError.INVALID_PARAMS,
+            f"{self.command}: {name} must be {want}, got {_shown(value)}",
         )
+
+
+def _shown(value: object) -> str:
+    """A parameter as an error message may quote it: short, and ASCII (no lone surrogates)."""
+    text = ascii(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def parse_node_id(text: str, what: str) -> str:
     value = text.strip().lower()
-    if len(value) != 66 or value[:2] not in ("02", "03"):
+    if _NODE_ID.fullmatch(value) is None:
         raise CommandError(
-            CommandError.INVALID_PARAMS, f"{what}: {text!r} is not a node id (66 hex characters)"
+            CommandError.INVALID_PARAMS,
+            f"{what}: {_shown(text)} is not a node id (66 hex characters, starting 02 or 03)",
         )
-    try:
-        bytes.fromhex(value)
-    except ValueError as exc:
-        raise CommandError(CommandError.INVALID_PARAMS, f"{what}: {text!r} is not hex") from exc
     return value
 
 
 def parse_member_address(text: str) -> tuple[str, str | None, int | None]:
-    """``ID``, ``ID@HOST`` or ``ID@HOST:PORT``."""
+    """``ID``, ``ID@HOST`` or ``ID@HOST:PORT`` (HOST a name, an IPv4 address or a bracketed
+    IPv6 address; PORT 1..65535)."""
     node, _, address = text.partition("@")
     node_id = parse_node_id(node, "hive-join: member")
     if not address:
         return node_id, None, None
     host, sep, port_text = address.rpartition(":")
-    if not sep:
-        return node_id, address, None
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not sep or (address.startswith("[") and not host.endswith("]")):
+        host, port_text = address, None  # no port (or the colons of a bare IPv6 address)
+    port = None
+    if port_text is not None:
+        if _PORT.fullmatch(port_text) is None or not 0 < int(port_text) < 65536:
+            raise CommandError(
+                CommandError.INVALID_PARAMS,
+                f"hive-join: {_shown(port_text)} is not a port number (1 to 65535)",
+            )
+        port = int(port_text)
+    host = host.strip("[]")
+    if _HOST.fullmatch(host) is None:
         raise CommandError(
-            CommandError.INVALID_PARAMS, f"hive-join: {port_text!r} is not a port number"
+            CommandError.INVALID_PARAMS,
+            f"hive-join: {_shown(host)} is not a host name or address",
         )
-    return node_id, host.strip("[]"), int(port_text)
+    return node_id, host, port
 
 
 class MembershipCommands:
@@ -187,6 +227,15 @@ class MembershipCommands:
         max_uses = params.integer("max_uses", 1, low=1, high=MAX_USES)
         req_splice = params.flag("req_splice")
         min_version = params.text("min_version", "", max_len=32) or ""
+        if min_version:
+            try:
+                version_key(min_version)
+            except ValueError as exc:
+                raise CommandError(
+                    CommandError.INVALID_PARAMS,
+                    f"hive-invite: min_version must be a version such as v25.09, "
+                    f"got {_shown(min_version)}",
+                ) from exc
         for_node = params.node_id("for_node", required=False)
         roster = self._roster("hive-invite")
         if not roster.is_admin(self.m.node_id):
