@@ -148,9 +148,15 @@ def parse_member_address(text: str) -> tuple[str, str | None, int | None]:
     node_id = parse_node_id(node, "hive-join: member")
     if not address:
         return node_id, None, None
-    host, sep, port_text = address.rpartition(":")
-    if not sep or (address.startswith("[") and not host.endswith("]")):
-        host, port_text = address, None  # no port (or the colons of a bare IPv6 address)
+    host, port_text = address, None
+    if address.startswith("["):  # [IPv6] or [IPv6]:PORT
+        host, _, rest = address[1:].partition("]")
+        if rest:
+            port_text = rest[1:] if rest.startswith(":") else rest
+    else:
+        before, sep, after = address.rpartition(":")
+        if sep:
+            host, port_text = before, after
     port = None
     if port_text is not None:
         if _PORT.fullmatch(port_text) is None or not 0 < int(port_text) < 65536:
@@ -159,7 +165,6 @@ def parse_member_address(text: str) -> tuple[str, str | None, int | None]:
                 f"hive-join: {_shown(port_text)} is not a port number (1 to 65535)",
             )
         port = int(port_text)
-    host = host.strip("[]")
     if _HOST.fullmatch(host) is None:
         raise CommandError(
             CommandError.INVALID_PARAMS,
