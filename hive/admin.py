@@ -41,13 +41,13 @@ from hive.protocol.membership import (
     verify_genesis,
     version_key,
 )
-from hive.store import META_GENESIS
 
 log = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
 MAX_VALID_HOURS = 24 * 365
 MAX_USES = 1000
+LEAVE_WAIT_S = 30.0  # how long hive-leave waits for a member to acknowledge the leave
 
 _INTEGER = re.compile(r"-?[0-9]{1,19}", re.ASCII)
 _NODE_ID = re.compile(r"0[23][0-9a-f]{64}", re.ASCII)
@@ -214,13 +214,12 @@ class MembershipCommands:
                 role=ROLE_ADMIN,
                 admitted_by=m.hive_key,
                 admitted_ms=created,
-                ticket_id=None,
+                grant=None,
             ),
         )
         roster = Roster(genesis)
         roster.apply(founder)
-        await m.store.clear_hive((META_GENESIS,))
-        await m.adopt(roster)
+        await m.adopt(roster, forget_tickets=True)
         log.info("created hive %s (%s)", hive_id.hex(), name)
         return {"hive_id": hive_id.hex(), "name": name, "founder": m.info.node_id, "role": "admin"}
 
@@ -317,6 +316,10 @@ class MembershipCommands:
         return {"hive_id": roster.hive_id.hex(), "members": rows}
 
     async def leave(self, raw: Mapping[str, Any]) -> JsonDict:
+        """Sign and announce our leave. The leave is kept (and announced again, also after a
+        restart) until a member acknowledges it; with ``delete_data`` the hive's local data is
+        deleted only then. The command waits up to ``LEAVE_WAIT_S`` for that acknowledgement.
+        """
         params = Params("hive-leave", raw, ("delete_data",))
         delete = params.flag("delete_data")
         roster = self._roster("hive-leave")
@@ -324,13 +327,25 @@ class MembershipCommands:
         if not m.is_member:
             raise CommandError(CommandError.REFUSED, "hive-leave: this node is not a member")
         exit_record = self._exit(roster, m.node_id, EXIT_LEAVE, "left by the operator")
-        await m.add_own_record(exit_record)
+        alone = not m.fleet_peers()
+        acknowledged = await m.leave(
+            exit_record, delete=delete, wait_s=0 if alone else LEAVE_WAIT_S
+        )
         hive_id = roster.hive_id.hex()
-        if delete:
-            await m.store.clear_hive((META_GENESIS,))
-            m.roster = None
-        log.info("left hive %s (local data %s)", hive_id, "deleted" if delete else "kept")
-        return {"hive_id": hive_id, "left": True, "data_deleted": delete}
+        deleted = delete and m.roster is None
+        log.info(
+            "left hive %s (%s; local data %s)",
+            hive_id,
+            "acknowledged" if acknowledged else "no member acknowledged it yet",
+            "deleted" if deleted else "kept",
+        )
+        return {
+            "hive_id": hive_id,
+            "left": True,
+            "acknowledged": acknowledged,
+            "data_deleted": deleted,
+            "delete_pending": delete and not deleted,
+        }
 
     async def revoke(self, raw: Mapping[str, Any]) -> JsonDict:
         params = Params("hive-revoke", raw, ("node", "reason"))
@@ -358,6 +373,8 @@ class MembershipCommands:
 
     def _exit(self, roster: Roster, subject: bytes, kind: int, reason: str) -> ExitRecord:
         m = self.m
+        # A revoke keeps in force what the revoked member did before, as we know it.
+        kept = roster.authority_records(subject) if kind == EXIT_REVOKE else ()
         body = ExitBody(
             hive_id=roster.hive_id,
             node_id=subject,
@@ -365,6 +382,7 @@ class MembershipCommands:
             at_ms=m.now_ms(),
             kind=kind,
             reason=reason,
+            kept=kept,
         )
         return sign_exit(m.signing_key, body)
 

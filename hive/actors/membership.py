@@ -34,8 +34,15 @@ from hive.actors.transport import Transport
 from hive.config import MembershipConfig
 from hive.errors import HiveError, NodeError
 from hive.node.port import NodeEvent, NodeId, NodeInfo, NodePort, PeerConnected, PeerDisconnected
-from hive.protocol.errors import NOT_ISSUER, TICKET_EXHAUSTED, TICKET_UNKNOWN, ProtocolError
+from hive.protocol.errors import (
+    NOT_ISSUER,
+    TICKET_EXHAUSTED,
+    TICKET_EXPIRED,
+    TICKET_UNKNOWN,
+    ProtocolError,
+)
 from hive.protocol.membership import (
+    EXIT_REVOKE,
     Challenge,
     ChallengeAnswer,
     ExitAnnounce,
@@ -62,16 +69,23 @@ from hive.protocol.membership.handshake import (
     ClaimTicket,
     MemberAction,
     MemberHandshakes,
+    Rewelcome,
     SendChallenge,
     SendRefuse,
     SendWelcome,
     StartProbe,
+    check_claim,
+    grant_body,
 )
+from hive.protocol.membership.pki import sign_grant
+from hive.protocol.membership.records import RecordAck
 from hive.protocol.messages import Message
 from hive.protocol.wire import cbor
 from hive.protocol.wire.codec import CONVERTER
 from hive.protocol.wire.facade import Received
+from hive.ratelimit import KeyedRateLimiter, TokenBucket
 from hive.store import META_GENESIS, Store
+from hive.store.membership import adopt_hive
 from hive.supervisor import Inbox
 
 log = logging.getLogger(__name__)
@@ -81,15 +95,28 @@ HANDSHAKE_KINDS: frozenset[type[Message]] = frozenset(
     {Hello, ChallengeAnswer, Challenge, Welcome, Refuse}
 )
 MEMBERSHIP_KINDS: tuple[type[Message], ...] = (
-    *HANDSHAKE_KINDS,
     TicketClaim,
     TicketClaimResult,
     MemberAnnounce,
     ExitAnnounce,
     RosterDigest,
     RosterSync,
+    RecordAck,
 )
-REDEEM_REASONS = {"exhausted": TICKET_EXHAUSTED, "unknown-ticket": TICKET_UNKNOWN}
+REDEEM_REASONS = {
+    "exhausted": TICKET_EXHAUSTED,
+    "unknown-ticket": TICKET_UNKNOWN,
+    "expired": TICKET_EXPIRED,
+}
+# Handshake frames anyone may send: a per-peer and an overall token bucket bound how many reach
+# the (separate, bounded) joins inbox, so a join flood can neither fill it for honest candidates
+# for long nor touch the inbox that carries the members' records.
+JOIN_RATE_PER_PEER = (2.0, 10.0)  # frames per second, burst
+JOIN_RATE_TOTAL = (50.0, 64.0)
+META_PENDING_EXIT = "pending-exit"
+"""Our exit record not yet acknowledged by a member: 1 byte (1 = delete the hive's data once
+acknowledged), then the record's canonical bytes."""
+EXIT_RESEND_S = 5.0  # how often an unacknowledged exit is sent again while a command waits
 
 
 @attrs.define
@@ -98,6 +125,7 @@ class MembershipStats:
     announced: int = 0
     syncs_sent: int = 0
     joins_admitted: int = 0
+    rewelcomed: int = 0
     joins_refused: Counter[str] = attrs.field(factory=Counter)
     rejected: Counter[str] = attrs.field(factory=Counter)
 
@@ -150,13 +178,24 @@ class Membership:
         self.roster: Roster | None = None
         self.stats = MembershipStats()
         self.inbox: Inbox[Received] = Inbox(256)
+        self.joins: Inbox[Received] = Inbox(64)
         self.events: Inbox[NodeEvent] = Inbox(256)
         self.connected: set[NodeId] = set()
         self.handshakes = MemberHandshakes(own_node_id=self.node_id, own_hive_key=self.hive_key)
         self.candidate = CandidateDriver(self)
         self._changed = trio.Event()
-        self._claim_waiters: dict[bytes, trio.Event] = {}
+        rate, burst = JOIN_RATE_PER_PEER
+        self._join_rate = KeyedRateLimiter(rate=rate, burst=burst)
+        rate, burst = JOIN_RATE_TOTAL
+        self._join_total = TokenBucket(rate, burst, burst, 0.0)
+        # Our exit, until a member acknowledges it (and whether to delete the data then).
+        self.pending_exit: ExitRecord | None = None
+        self._delete_on_ack = False
+        self._exit_acked = trio.Event()
+        self._told_revoked: dict[NodeId, int] = {}  # revoked peer -> when we last told it
+        self._revoked_heard = trio.Event()
         transport.subscribe(MEMBERSHIP_KINDS, self.inbox)
+        transport.subscribe(HANDSHAKE_KINDS, self.joins)
         transport.subscribe_events(self.events)
 
     # ------------------------------------------------------------------------------------------
@@ -174,18 +213,34 @@ class Membership:
 
     def admit(self, received: Received) -> str | None:
         """Why the transport must refuse ``received``, or None to let it through."""
-        if type(received.message) in HANDSHAKE_KINDS:
+        message = received.message
+        if type(message) in HANDSHAKE_KINDS:
+            now = self.now_ms() / 1000
+            if not self._join_rate.allow(received.peer_id, now):
+                return "join-rate"
+            if not self._join_total.take(now):
+                return "join-busy"
             return None
         if self.roster is None:
             return "not-member"
         record = self.roster.by_hive_key(received.sender)
         if record is None:
+            if isinstance(message, ExitAnnounce) and _own_leave(message.record, received):
+                return None  # a member that left repeats its leave until it is acknowledged
             if self.roster.status(bytes.fromhex(received.peer_id)) is MemberStatus.REVOKED:
+                self._heard_from_revoked(received.peer_id)
                 return "revoked"
             return "not-member"
         if record.body.cert.node_id.hex() != received.peer_id:
             return "key-mismatch"
         return None
+
+    def _heard_from_revoked(self, peer: NodeId) -> None:
+        """A revoked node still talks to us: it may not know. Tell it (at most once per sync
+        interval, see :meth:`_tell_revoked`)."""
+        if peer not in self._told_revoked and len(self._told_revoked) < 1024:
+            self._told_revoked[peer] = 0
+            self._revoked_heard.set()
 
     # ------------------------------------------------------------------------------------------
     # Life cycle
@@ -201,6 +256,12 @@ class Membership:
         for record, error in result.refused:
             log.warning("stored record %s no longer verifies: %s", record_hash(record).hex(), error)
         self.roster = roster
+        pending = await self.store.get_meta(META_PENDING_EXIT)
+        if pending is not None:
+            exit_record = decode_record("exit", pending[1:])
+            assert isinstance(exit_record, ExitRecord)
+            self.pending_exit, self._delete_on_ack = exit_record, pending[0] == 1
+            log.info("our exit is not acknowledged yet: announcing it again")
         log.info(
             "hive %s loaded: %d active members",
             roster.hive_id.hex()[:16],
@@ -210,20 +271,41 @@ class Membership:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.connected = {p.node_id for p in await self.node.list_peers() if p.connected}
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._messages, nursery)
+            nursery.start_soon(self._messages, self.inbox, nursery)
+            nursery.start_soon(self._messages, self.joins, nursery)
             nursery.start_soon(self._node_events)
             nursery.start_soon(self._ticks, nursery)
             nursery.start_soon(self._sync_loop)
             nursery.start_soon(self._connector)
+            nursery.start_soon(self._exit_retry)
+            nursery.start_soon(self._tell_revoked)
             task_status.started()
 
     # ------------------------------------------------------------------------------------------
     # Records: apply, persist, spread
 
-    async def adopt(self, roster: Roster) -> None:
-        """Become a member of ``roster``'s hive (genesis or a verified Welcome)."""
-        await self.store.set_meta(META_GENESIS, canonical_bytes(roster.genesis))
-        await self._persist(roster.records(), ())
+    async def adopt(self, roster: Roster, *, forget_tickets: bool = False) -> None:
+        """Become a member of ``roster``'s hive (genesis or a verified Welcome): the genesis
+        and every record replace what the store held, in one transaction, so a crash leaves
+        either the old state or the new one (the join can be retried from the old one)."""
+        now = self.now_ms()
+        rows = [
+            (record_hash(r), _kind(r), _subject(r), canonical_bytes(r)) for r in roster.records()
+        ]
+        genesis = canonical_bytes(roster.genesis)
+        await self.store.run(
+            "adopt_hive",
+            lambda conn: adopt_hive(
+                conn,
+                {META_GENESIS: genesis},
+                rows,
+                now,
+                forget_tickets=forget_tickets,
+                forget_meta=(META_PENDING_EXIT,),
+            ),
+        )
+        self.stats.records_landed += len(rows)
+        self.pending_exit = None
         self.roster = roster
         self._notify()
 
@@ -233,7 +315,7 @@ class Membership:
         """Apply records from the network; persist and forward the ones that land."""
         if self.roster is None:
             return 0
-        result = self.roster.merge(records)
+        result = self.roster.merge(records, source=came_from)
         for record, error in result.refused:
             self._reject(came_from, error.reason, f"{type(record).__name__}: {error.detail}")
         await self._persist(result.landed, result.dropped)
@@ -268,17 +350,18 @@ class Membership:
         self, landed: Sequence[RosterRecord], targets: Sequence[NodeId]
     ) -> None:
         for record in landed:
-            # A new member learns its own admission from the Welcome instead.
-            await self.broadcast(_announce(record), exclude={_subject(record)}, targets=targets)
+            # A new member learns its own admission from the Welcome instead; the subject of a
+            # revoke must hear it (else it goes on believing it is a member).
+            exclude = {_subject(record)} if isinstance(record, MemberRecord) else set()
+            await self.broadcast(_announce(record), exclude=exclude, targets=targets)
 
     async def _persist(
         self, landed: Sequence[RosterRecord], dropped: Sequence[RosterRecord]
     ) -> None:
         now = self.now_ms()
         for record in landed:
-            kind = "member" if isinstance(record, MemberRecord) else "exit"
             await self.store.add_record(
-                record_hash(record), kind, _subject(record), canonical_bytes(record), now
+                record_hash(record), _kind(record), _subject(record), canonical_bytes(record), now
             )
         for record in dropped:
             await self.store.delete_record(record_hash(record))
@@ -308,8 +391,8 @@ class Membership:
     # ------------------------------------------------------------------------------------------
     # Inbound
 
-    async def _messages(self, nursery: trio.Nursery) -> None:
-        async for received in self.inbox.receive:
+    async def _messages(self, inbox: Inbox[Received], nursery: trio.Nursery) -> None:
+        async for received in inbox.receive:
             try:
                 await self._dispatch(received, nursery)
             except ProtocolError as exc:
@@ -344,8 +427,15 @@ class Membership:
                 msg, sender_key=received.sender, now_ms=self.now_ms()
             )
             await self._carry_out(actions, nursery)
-        elif isinstance(msg, MemberAnnounce | ExitAnnounce):
+        elif isinstance(msg, MemberAnnounce):
             await self.apply_records([msg.record], came_from=peer)
+        elif isinstance(msg, ExitAnnounce):
+            await self.apply_records([msg.record], came_from=peer)
+            if self.roster is not None and msg.record in self.roster.records():
+                # Stored (now or before): the exit's author may stop repeating it.
+                await self.transport.send(peer, RecordAck(record=record_hash(msg.record)))
+        elif isinstance(msg, RecordAck):
+            self._on_ack(received, msg)
         elif isinstance(msg, RosterDigest):
             await self._on_digest(peer, msg)
         elif isinstance(msg, RosterSync):
@@ -376,31 +466,64 @@ class Membership:
 
     async def _on_claim(self, received: Received, claim: TicketClaim) -> None:
         """We issued the ticket (or were asked as if we had): redeem it once, fleet-wide."""
-        result = await self.redeem(claim)
+        result = await self.redeem(claim, claimant_key=received.sender)
         await self.transport.send(received.peer_id, result)
 
-    async def redeem(self, claim: TicketClaim) -> TicketClaimResult:
-        row = await self.store.ticket(claim.ticket_id)
-        if row is None:
+    async def redeem(self, claim: TicketClaim, *, claimant_key: bytes) -> TicketClaimResult:
+        """Count one use of our ticket for the claim's candidate, and sign the grant, once the
+        claim proves a real ticket and a completed handshake with the claimant
+        (:func:`~hive.protocol.membership.handshake.check_claim`)."""
+        ticket_id = claim.ticket.body.ticket_id
+        now = self.now_ms()
+
+        def denied(reason: str) -> TicketClaimResult:
             return TicketClaimResult(
-                claim_id=claim.claim_id, ticket_id=claim.ticket_id, granted=False, reason=NOT_ISSUER
+                claim_id=claim.claim_id,
+                ticket_id=ticket_id,
+                granted=False,
+                reason=reason[:32],
+                grant=None,
             )
-        redeemed = await self.store.redeem_ticket(
-            claim.ticket_id, claim.candidate.hex(), self.now_ms()
-        )
-        reason = "granted" if redeemed.granted else REDEEM_REASONS.get(redeemed.reason, "denied")
+
+        if self.roster is None:
+            return denied(NOT_ISSUER)
+        try:
+            member_node = check_claim(
+                claim,
+                roster=self.roster,
+                claimant_key=claimant_key,
+                own_hive_key=self.hive_key,
+                now_ms=now,
+            )
+        except ProtocolError as exc:
+            log.info("ticket %s claim refused: %s", ticket_id.hex(), exc)
+            self.stats.rejected[f"claim-{exc.reason}"] += 1
+            return denied(exc.reason)
+        if await self.store.ticket(ticket_id) is None:
+            return denied(NOT_ISSUER)  # signed by our key, yet not in our store: forgotten
+        candidate = claim.cert.node_id
+        redeemed = await self.store.redeem_ticket(ticket_id, candidate.hex(), now)
         log.info(
             "ticket %s claim for %s: %s (uses %d)",
-            claim.ticket_id.hex(),
-            claim.candidate.hex(),
+            ticket_id.hex(),
+            candidate.hex(),
             redeemed.reason,
             redeemed.uses,
         )
+        if not redeemed.granted:
+            return denied(REDEEM_REASONS.get(redeemed.reason, "denied"))
+        grant = sign_grant(
+            self.signing_key,
+            grant_body(
+                claim,
+                member_node=member_node,
+                member_key=claimant_key,
+                use=redeemed.use,
+                now_ms=now,
+            ),
+        )
         return TicketClaimResult(
-            claim_id=claim.claim_id,
-            ticket_id=claim.ticket_id,
-            granted=redeemed.granted,
-            reason=reason[:32],
+            claim_id=claim.claim_id, ticket_id=ticket_id, granted=True, reason="", grant=grant
         )
 
     async def _on_digest(self, peer: NodeId, digest: RosterDigest) -> None:
@@ -423,8 +546,12 @@ class Membership:
                 self.connected.add(event.peer_id)
                 if event.peer_id in self.fleet_peers() and self.roster is not None:
                     await self.transport.send(event.peer_id, self.roster.digest_message())
+                if self.roster is not None and event.peer_id in self._told_revoked:
+                    await self._tell_one_revoked(event.peer_id)
             elif isinstance(event, PeerDisconnected):
                 self.connected.discard(event.peer_id)
+                if self.roster is not None:
+                    self.roster.forget_pending(event.peer_id)
 
     async def _sync_loop(self) -> None:
         """Anti-entropy: compare roster digests with every connected member periodically."""
@@ -489,6 +616,8 @@ class Membership:
                 await self._claim(action, nursery)
             elif isinstance(action, Admit):
                 await self._admit(action)
+            elif isinstance(action, Rewelcome):
+                await self._rewelcome(action)
 
     async def _probe_then_report(self, action: StartProbe) -> None:
         failure = await probe_candidate(self.node, action.peer_id.hex(), action.hello)
@@ -499,7 +628,7 @@ class Membership:
 
     async def _claim(self, action: ClaimTicket, nursery: trio.Nursery | None) -> None:
         if action.local:
-            result = await self.redeem(action.message)
+            result = await self.redeem(action.message, claimant_key=self.hive_key)
             actions = self.handshakes.on_claim_result(
                 result, sender_key=self.hive_key, now_ms=self.now_ms()
             )
@@ -524,21 +653,135 @@ class Membership:
             # A parallel session admitted this node first: welcome it with the record in force.
             record = self.roster.active()[action.peer_id]
         self.stats.joins_admitted += 1
-        members = tuple(r for r in self.roster.records() if isinstance(r, MemberRecord))
-        exits = tuple(r for r in self.roster.records() if isinstance(r, ExitRecord))
-        welcome = Welcome(
-            session=action.session,
-            record=record,
-            genesis=self.roster.genesis,
-            members=members,
-            exits=exits,
-        )
+        welcome = self._welcome(action.session, record)
         log.info("admitted %s to the hive", action.peer_id.hex())
         self.handshakes.welcome_sent(action.peer_id, welcome)
         # The Welcome goes first, so the newcomer tends to know the fleet before the fleet,
         # hearing the announcement, starts talking to it.
         await self.transport.send(action.peer_id.hex(), welcome)
         await self._announce_own(landed, targets)
+
+    def _welcome(self, session: bytes, record: MemberRecord) -> Welcome:
+        assert self.roster is not None
+        records = self.roster.records()
+        return Welcome(
+            session=session,
+            record=record,
+            genesis=self.roster.genesis,
+            members=tuple(r for r in records if isinstance(r, MemberRecord)),
+            exits=tuple(r for r in records if isinstance(r, ExitRecord)),
+        )
+
+    async def _rewelcome(self, action: Rewelcome) -> None:
+        """An active member lost (or never stored) its Welcome: send it one again."""
+        assert self.roster is not None
+        record = self.roster.active()[action.peer_id]
+        self.stats.rewelcomed += 1
+        log.info("welcomed %s again: it is a member but did not know", action.peer_id.hex())
+        await self.transport.send(action.peer_id.hex(), self._welcome(action.session, record))
+
+    # ------------------------------------------------------------------------------------------
+    # Our own exit: announced until a member acknowledges it
+
+    async def leave(self, record: ExitRecord, *, delete: bool, wait_s: float) -> bool:
+        """Apply and persist our own leave, then announce it until a member acknowledges it
+        (waiting up to ``wait_s``; afterwards :meth:`_exit_retry` goes on in the background).
+        With ``delete``, the hive's local data goes once acknowledged, never before. True when
+        acknowledged within ``wait_s``."""
+        assert self.roster is not None
+        await self.store.set_meta(META_PENDING_EXIT, bytes([delete]) + canonical_bytes(record))
+        self.pending_exit, self._delete_on_ack = record, delete
+        self._exit_acked = trio.Event()
+        await self._announce_own(*await self._apply_own(record))
+        self.candidate.forget()
+        with trio.move_on_after(wait_s):
+            while not self._exit_acked.is_set():
+                with trio.move_on_after(EXIT_RESEND_S):
+                    await self._exit_acked.wait()
+                if not self._exit_acked.is_set():
+                    await self._send_exit()
+        if self._exit_acked.is_set():
+            await self._finish_exit()
+            return True
+        return False
+
+    def _exit_targets(self) -> list[NodeId]:
+        if self.roster is None:
+            return []
+        return sorted(n.hex() for n in self.roster.active() if n != self.node_id)
+
+    async def _send_exit(self) -> None:
+        record = self.pending_exit
+        if record is None:
+            return
+        for peer in self._exit_targets():
+            if peer not in self.connected:
+                await self._try_connect(peer)
+            if peer in self.connected:
+                await self.transport.send(peer, ExitAnnounce(record=record))
+
+    def _on_ack(self, received: Received, ack: RecordAck) -> None:
+        record = self.pending_exit
+        if record is None or ack.record != record_hash(record) or self.roster is None:
+            self.stats.rejected["unexpected-ack"] += 1
+            return
+        acker = self.roster.by_hive_key(received.sender)
+        if acker is None or acker.body.cert.node_id == self.node_id:
+            self.stats.rejected["unexpected-ack"] += 1
+            return
+        log.info("our exit was acknowledged by %s", received.peer_id)
+        self._exit_acked.set()
+
+    async def _finish_exit(self) -> None:
+        """The fleet has our exit: forget it, and the hive's data when that was asked."""
+        if self.pending_exit is None:
+            return
+        self.pending_exit = None
+        if self._delete_on_ack:
+            await self.store.clear_hive((META_GENESIS, META_PENDING_EXIT))
+            self.roster = None
+            log.info("local hive data deleted: a member acknowledged our exit")
+        else:
+            await self.store.delete_meta(META_PENDING_EXIT)
+        self._notify()
+
+    async def _exit_retry(self) -> None:
+        """Repeat an unacknowledged exit every sync interval (also after a restart) until a
+        member acknowledges it."""
+        while True:
+            with trio.move_on_after(self.config.sync_interval_s):
+                await self._exit_acked.wait()
+            if self.pending_exit is None:
+                continue
+            if self._exit_acked.is_set():
+                await self._finish_exit()
+            else:
+                await self._send_exit()
+
+    async def _tell_revoked(self) -> None:
+        """Tell revoked nodes that still talk to us that they were revoked."""
+        while True:
+            await self._revoked_heard.wait()
+            self._revoked_heard = trio.Event()
+            for peer in list(self._told_revoked):
+                if peer in self.connected:
+                    await self._tell_one_revoked(peer)
+
+    async def _tell_one_revoked(self, peer: NodeId) -> None:
+        roster = self.roster
+        now = self.now_ms()
+        last = self._told_revoked.get(peer, 0)
+        if roster is None or now - last < self.config.sync_interval_s * 1000:
+            return
+        node = bytes.fromhex(peer)
+        for record in roster.records():
+            if (
+                isinstance(record, ExitRecord)
+                and record.body.node_id == node
+                and record.body.kind == EXIT_REVOKE
+            ):
+                self._told_revoked[peer] = now
+                await self.transport.send(peer, ExitAnnounce(record=record))
 
     # ------------------------------------------------------------------------------------------
 
@@ -561,6 +804,8 @@ class Membership:
             "members": len(roster.active()) if roster else 0,
             "records_landed": self.stats.records_landed,
             "joins_admitted": self.stats.joins_admitted,
+            "rewelcomed": self.stats.rewelcomed,
+            "exit_unacknowledged": self.pending_exit is not None,
             "joins_refused": dict(self.stats.joins_refused),
             "rejected": dict(self.stats.rejected),
             "handshakes": [
@@ -587,6 +832,16 @@ def _announce(record: RosterRecord) -> Message:
     if isinstance(record, MemberRecord):
         return MemberAnnounce(record=record)
     return ExitAnnounce(record=record)
+
+
+def _own_leave(record: ExitRecord, received: Received) -> bool:
+    """True when ``record`` is the sender's own leave, delivered over its own connection."""
+    body = record.body
+    return body.by_key == received.sender and body.node_id.hex() == received.peer_id
+
+
+def _kind(record: RosterRecord) -> str:
+    return "member" if isinstance(record, MemberRecord) else "exit"
 
 
 def _subject(record: RosterRecord) -> NodeId:
