@@ -435,7 +435,7 @@ class Membership:
                 # Stored (now or before): the exit's author may stop repeating it.
                 await self.transport.send(peer, RecordAck(record=record_hash(msg.record)))
         elif isinstance(msg, RecordAck):
-            self._on_ack(received, msg)
+            await self._on_ack(received, msg)
         elif isinstance(msg, RosterDigest):
             await self._on_digest(peer, msg)
         elif isinstance(msg, RosterSync):
@@ -700,10 +700,7 @@ class Membership:
                     await self._exit_acked.wait()
                 if not self._exit_acked.is_set():
                     await self._send_exit()
-        if self._exit_acked.is_set():
-            await self._finish_exit()
-            return True
-        return False
+        return self._exit_acked.is_set()
 
     def _exit_targets(self) -> list[NodeId]:
         if self.roster is None:
@@ -720,7 +717,7 @@ class Membership:
             if peer in self.connected:
                 await self.transport.send(peer, ExitAnnounce(record=record))
 
-    def _on_ack(self, received: Received, ack: RecordAck) -> None:
+    async def _on_ack(self, received: Received, ack: RecordAck) -> None:
         record = self.pending_exit
         if record is None or ack.record != record_hash(record) or self.roster is None:
             self.stats.rejected["unexpected-ack"] += 1
@@ -731,6 +728,7 @@ class Membership:
             return
         log.info("our exit was acknowledged by %s", received.peer_id)
         self._exit_acked.set()
+        await self._finish_exit()
 
     async def _finish_exit(self) -> None:
         """The fleet has our exit: forget it, and the hive's data when that was asked."""
@@ -749,13 +747,8 @@ class Membership:
         """Repeat an unacknowledged exit every sync interval (also after a restart) until a
         member acknowledges it."""
         while True:
-            with trio.move_on_after(self.config.sync_interval_s):
-                await self._exit_acked.wait()
-            if self.pending_exit is None:
-                continue
-            if self._exit_acked.is_set():
-                await self._finish_exit()
-            else:
+            await trio.sleep(self.config.sync_interval_s)
+            if self.pending_exit is not None:
                 await self._send_exit()
 
     async def _tell_revoked(self) -> None:
