@@ -253,7 +253,10 @@ async def test_a_revoked_node_learns_it_was_revoked_even_if_it_was_offline(
     assert (await call(member, "hive-members"))["members"][1]["status"] == "revoked"
     # One that was down when it was revoked learns it when it talks to a member again.
     await sim.stop(third)
+    sim.network.set_offline(sim.nodes[2].node_id)  # the revoke cannot reach it
     await call(founder, "hive-revoke", node=sim.nodes[2].node_id)
+    await trio.sleep(2)
+    sim.network.set_offline(sim.nodes[2].node_id, False)
     third = await sim.start(sim.nodes[2])
     assert _status(third)["hive"]["member"] is True  # its own store still says so
     await trio.sleep(65)  # it pings the founder, which refuses it, and tells it why
