@@ -240,3 +240,22 @@ def test_junk_from_one_source_does_not_lock_out_another_sources_pending_record()
     assert roster.status(CAROL.node_id) is MemberStatus.ACTIVE
     assert roster.forget_pending("attacker") == 9
     assert roster.pending_count() == 0
+
+
+def test_a_revoked_admin_cannot_undo_its_revocation_with_a_later_counter_revoke() -> None:
+    alice = admission(FOUNDER, ALICE, HIVE, at_ms=3_000, role=ROLE_ADMIN)
+    roster = _roster(FOUNDED, alice)
+    # Alice revokes the founder, keeping what he did (her own admission among it).
+    out = revoke(ALICE, FOUNDER, HIVE, at_ms=9_000, kept=roster.authority_records(FOUNDER.node_id))
+    assert roster.apply(out).status is Applied.NEW
+    # The revoked founder signs a later revoke of Alice that keeps nothing of hers, which would
+    # void her revoke of him if it counted.
+    counter = revoke(FOUNDER, ALICE, HIVE, at_ms=10_000)
+    _refused(roster, counter)
+    assert roster.status(FOUNDER.node_id) is MemberStatus.REVOKED
+    assert roster.is_admin(ALICE.node_id)
+    # Whatever order the two arrive in.
+    other = Roster(GENESIS)
+    other.merge([FOUNDED, alice, counter])
+    other.merge([out])
+    assert other.digest() == roster.digest()

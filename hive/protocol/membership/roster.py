@@ -558,12 +558,10 @@ class Roster:
                 admitted.append(each)
                 continue
             trial = excluded | voids[each]
-            _state, void, _failure = self._replay_once(records, keys, order, trial, digest)
-            if (
-                each not in void
-                and not (each == digest and _failure)
-                and not (set(admitted) & set(void))
-            ):
+            _state, void, failure = self._replay_once(records, keys, order, trial, digest)
+            if failure is not None:
+                void.append(digest)
+            if each not in void and not set(admitted) & set(void):
                 admitted.append(each)
                 excluded = trial
         fresh, void, failure = self._replay_once(records, keys, order, excluded, digest)
