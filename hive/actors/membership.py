@@ -29,6 +29,7 @@ import nacl.signing
 import trio
 
 from hive.actors.joining import CandidateDriver, JoinResult
+from hive.actors.leaving import META_PENDING_EXIT, ExitDriver
 from hive.actors.probe import probe_candidate
 from hive.actors.transport import Transport
 from hive.config import MembershipConfig
@@ -42,7 +43,6 @@ from hive.protocol.errors import (
     ProtocolError,
 )
 from hive.protocol.membership import (
-    EXIT_REVOKE,
     Challenge,
     ChallengeAnswer,
     ExitAnnounce,
@@ -113,10 +113,7 @@ REDEEM_REASONS = {
 # for long nor touch the inbox that carries the members' records.
 JOIN_RATE_PER_PEER = (2.0, 10.0)  # frames per second, burst
 JOIN_RATE_TOTAL = (50.0, 64.0)
-META_PENDING_EXIT = "pending-exit"
-"""Our exit record not yet acknowledged by a member: 1 byte (1 = delete the hive's data once
-acknowledged), then the record's canonical bytes."""
-EXIT_RESEND_S = 5.0  # how often an unacknowledged exit is sent again while a command waits
+REWELCOME_GAP_MS = 30_000  # a member asking again is welcomed again at most this often
 
 
 @attrs.define
@@ -188,12 +185,8 @@ class Membership:
         self._join_rate = KeyedRateLimiter(rate=rate, burst=burst)
         rate, burst = JOIN_RATE_TOTAL
         self._join_total = TokenBucket(rate, burst, burst, 0.0)
-        # Our exit, until a member acknowledges it (and whether to delete the data then).
-        self.pending_exit: ExitRecord | None = None
-        self._delete_on_ack = False
-        self._exit_acked = trio.Event()
-        self._told_revoked: dict[NodeId, int] = {}  # revoked peer -> when we last told it
-        self._revoked_heard = trio.Event()
+        self.exits = ExitDriver(self)
+        self._rewelcomed: dict[NodeId, int] = {}  # member -> when we last welcomed it again
         transport.subscribe(MEMBERSHIP_KINDS, self.inbox)
         transport.subscribe(HANDSHAKE_KINDS, self.joins)
         transport.subscribe_events(self.events)
@@ -228,19 +221,17 @@ class Membership:
             if isinstance(message, ExitAnnounce) and _own_leave(message.record, received):
                 return None  # a member that left repeats its leave until it is acknowledged
             if self.roster.status(bytes.fromhex(received.peer_id)) is MemberStatus.REVOKED:
-                self._heard_from_revoked(received.peer_id)
+                self.exits.heard_from_revoked(received.peer_id)
                 return "revoked"
             return "not-member"
         if record.body.cert.node_id.hex() != received.peer_id:
             return "key-mismatch"
         return None
 
-    def _heard_from_revoked(self, peer: NodeId) -> None:
-        """A revoked node still talks to us: it may not know. Tell it (at most once per sync
-        interval, see :meth:`_tell_revoked`)."""
-        if peer not in self._told_revoked and len(self._told_revoked) < 1024:
-            self._told_revoked[peer] = 0
-            self._revoked_heard.set()
+    @property
+    def pending_exit(self) -> ExitRecord | None:
+        """Our exit record while no member has acknowledged it."""
+        return self.exits.pending
 
     # ------------------------------------------------------------------------------------------
     # Life cycle
@@ -256,12 +247,7 @@ class Membership:
         for record, error in result.refused:
             log.warning("stored record %s no longer verifies: %s", record_hash(record).hex(), error)
         self.roster = roster
-        pending = await self.store.get_meta(META_PENDING_EXIT)
-        if pending is not None:
-            exit_record = decode_record("exit", pending[1:])
-            assert isinstance(exit_record, ExitRecord)
-            self.pending_exit, self._delete_on_ack = exit_record, pending[0] == 1
-            log.info("our exit is not acknowledged yet: announcing it again")
+        await self.exits.load()
         log.info(
             "hive %s loaded: %d active members",
             roster.hive_id.hex()[:16],
@@ -277,8 +263,8 @@ class Membership:
             nursery.start_soon(self._ticks, nursery)
             nursery.start_soon(self._sync_loop)
             nursery.start_soon(self._connector)
-            nursery.start_soon(self._exit_retry)
-            nursery.start_soon(self._tell_revoked)
+            nursery.start_soon(self.exits.retry_loop)
+            nursery.start_soon(self.exits.tell_revoked_loop)
             task_status.started()
 
     # ------------------------------------------------------------------------------------------
@@ -305,9 +291,9 @@ class Membership:
             ),
         )
         self.stats.records_landed += len(rows)
-        self.pending_exit = None
+        self.exits.forget()
         self.roster = roster
-        self._notify()
+        self.notify()
 
     async def apply_records(
         self, records: Iterable[RosterRecord], *, came_from: NodeId | None
@@ -320,7 +306,7 @@ class Membership:
             self._reject(came_from, error.reason, f"{type(record).__name__}: {error.detail}")
         await self._persist(result.landed, result.dropped)
         if result.landed:
-            self._notify()
+            self.notify()
             for record in result.landed:
                 skip = {came_from, _subject(record)}
                 onward = [p for p in self.fleet_peers() if p not in skip and p in self.connected]
@@ -343,7 +329,7 @@ class Membership:
         targets = self.fleet_peers()
         result = self.roster.apply(record)
         await self._persist(result.landed, result.dropped)
-        self._notify()
+        self.notify()
         return result.landed, targets
 
     async def _announce_own(
@@ -381,7 +367,8 @@ class Membership:
                 await self.transport.send(peer, message)
                 self.stats.announced += 1
 
-    def _notify(self) -> None:
+    def notify(self) -> None:
+        """Wake whoever waits for a roster change (:meth:`wait_changed`)."""
         self._changed.set()
         self._changed = trio.Event()
 
@@ -435,7 +422,7 @@ class Membership:
                 # Stored (now or before): the exit's author may stop repeating it.
                 await self.transport.send(peer, RecordAck(record=record_hash(msg.record)))
         elif isinstance(msg, RecordAck):
-            await self._on_ack(received, msg)
+            await self.exits.on_ack(received, msg)
         elif isinstance(msg, RosterDigest):
             await self._on_digest(peer, msg)
         elif isinstance(msg, RosterSync):
@@ -546,8 +533,7 @@ class Membership:
                 self.connected.add(event.peer_id)
                 if event.peer_id in self.fleet_peers() and self.roster is not None:
                     await self.transport.send(event.peer_id, self.roster.digest_message())
-                if self.roster is not None and event.peer_id in self._told_revoked:
-                    await self._tell_one_revoked(event.peer_id)
+                await self.exits.on_connected(event.peer_id)
             elif isinstance(event, PeerDisconnected):
                 self.connected.discard(event.peer_id)
                 if self.roster is not None:
@@ -569,11 +555,12 @@ class Membership:
         while True:
             for peer in self.fleet_peers():
                 if peer not in self.connected:
-                    await self._try_connect(peer)
+                    await self.try_connect(peer)
             with trio.move_on_after(self.config.sync_interval_s):
                 await self.wait_changed()
 
-    async def _try_connect(self, peer: NodeId) -> None:
+    async def try_connect(self, peer: NodeId) -> None:
+        """Connect to a member (a failure is logged, not raised)."""
         try:
             await self.node.connect(peer)
         except HiveError as exc:
@@ -636,7 +623,7 @@ class Membership:
             return
         issuer = action.issuer_node.hex()
         if issuer not in self.connected:
-            await self._try_connect(issuer)
+            await self.try_connect(issuer)
         # If the issuer cannot be reached the session times out as "issuer-unreachable".
         await self.transport.send(issuer, action.message)
 
@@ -673,108 +660,25 @@ class Membership:
         )
 
     async def _rewelcome(self, action: Rewelcome) -> None:
-        """An active member lost (or never stored) its Welcome: send it one again."""
+        """An active member lost (or never stored) its Welcome: send it one again (at most
+        once per REWELCOME_GAP_S per member: a Welcome is large, and members ask cheaply)."""
         assert self.roster is not None
+        now = self.now_ms()
+        peer = action.peer_id.hex()
+        if now - self._rewelcomed.get(peer, -REWELCOME_GAP_MS) < REWELCOME_GAP_MS:
+            self.stats.rejected["rewelcome-too-soon"] += 1
+            return
+        if len(self._rewelcomed) >= 1024:
+            self._rewelcomed.clear()
+        self._rewelcomed[peer] = now
         record = self.roster.active()[action.peer_id]
         self.stats.rewelcomed += 1
         log.info("welcomed %s again: it is a member but did not know", action.peer_id.hex())
         await self.transport.send(action.peer_id.hex(), self._welcome(action.session, record))
 
-    # ------------------------------------------------------------------------------------------
-    # Our own exit: announced until a member acknowledges it
-
     async def leave(self, record: ExitRecord, *, delete: bool, wait_s: float) -> bool:
-        """Apply and persist our own leave, then announce it until a member acknowledges it
-        (waiting up to ``wait_s``; afterwards :meth:`_exit_retry` goes on in the background).
-        With ``delete``, the hive's local data goes once acknowledged, never before. True when
-        acknowledged within ``wait_s``."""
-        assert self.roster is not None
-        await self.store.set_meta(META_PENDING_EXIT, bytes([delete]) + canonical_bytes(record))
-        self.pending_exit, self._delete_on_ack = record, delete
-        self._exit_acked = trio.Event()
-        await self._announce_own(*await self._apply_own(record))
-        self.candidate.forget()
-        with trio.move_on_after(wait_s):
-            while not self._exit_acked.is_set():
-                with trio.move_on_after(EXIT_RESEND_S):
-                    await self._exit_acked.wait()
-                if not self._exit_acked.is_set():
-                    await self._send_exit()
-        return self._exit_acked.is_set()
-
-    def _exit_targets(self) -> list[NodeId]:
-        if self.roster is None:
-            return []
-        return sorted(n.hex() for n in self.roster.active() if n != self.node_id)
-
-    async def _send_exit(self) -> None:
-        record = self.pending_exit
-        if record is None:
-            return
-        for peer in self._exit_targets():
-            if peer not in self.connected:
-                await self._try_connect(peer)
-            if peer in self.connected:
-                await self.transport.send(peer, ExitAnnounce(record=record))
-
-    async def _on_ack(self, received: Received, ack: RecordAck) -> None:
-        record = self.pending_exit
-        if record is None or ack.record != record_hash(record) or self.roster is None:
-            self.stats.rejected["unexpected-ack"] += 1
-            return
-        acker = self.roster.by_hive_key(received.sender)
-        if acker is None or acker.body.cert.node_id == self.node_id:
-            self.stats.rejected["unexpected-ack"] += 1
-            return
-        log.info("our exit was acknowledged by %s", received.peer_id)
-        self._exit_acked.set()
-        await self._finish_exit()
-
-    async def _finish_exit(self) -> None:
-        """The fleet has our exit: forget it, and the hive's data when that was asked."""
-        if self.pending_exit is None:
-            return
-        self.pending_exit = None
-        if self._delete_on_ack:
-            await self.store.clear_hive((META_GENESIS, META_PENDING_EXIT))
-            self.roster = None
-            log.info("local hive data deleted: a member acknowledged our exit")
-        else:
-            await self.store.delete_meta(META_PENDING_EXIT)
-        self._notify()
-
-    async def _exit_retry(self) -> None:
-        """Repeat an unacknowledged exit every sync interval (also after a restart) until a
-        member acknowledges it."""
-        while True:
-            await trio.sleep(self.config.sync_interval_s)
-            if self.pending_exit is not None:
-                await self._send_exit()
-
-    async def _tell_revoked(self) -> None:
-        """Tell revoked nodes that still talk to us that they were revoked."""
-        while True:
-            await self._revoked_heard.wait()
-            self._revoked_heard = trio.Event()
-            for peer in list(self._told_revoked):
-                if peer in self.connected:
-                    await self._tell_one_revoked(peer)
-
-    async def _tell_one_revoked(self, peer: NodeId) -> None:
-        roster = self.roster
-        now = self.now_ms()
-        last = self._told_revoked.get(peer, 0)
-        if roster is None or now - last < self.config.sync_interval_s * 1000:
-            return
-        node = bytes.fromhex(peer)
-        for record in roster.records():
-            if (
-                isinstance(record, ExitRecord)
-                and record.body.node_id == node
-                and record.body.kind == EXIT_REVOKE
-            ):
-                self._told_revoked[peer] = now
-                await self.transport.send(peer, ExitAnnounce(record=record))
+        """Our own leave (see :meth:`hive.actors.leaving.ExitDriver.leave`)."""
+        return await self.exits.leave(record, delete=delete, wait_s=wait_s)
 
     # ------------------------------------------------------------------------------------------
 
@@ -811,6 +715,7 @@ class Membership:
                 for v in self.handshakes.views()
             ],
             "joining": self.candidate.status(),
+            "joins_inbox": attrs.asdict(self.joins.stats()),
         }
 
     def role(self) -> str | None:
