@@ -4,6 +4,8 @@ process that a crash test kills with SIGKILL at one point of a join (see test_cr
 Usage: ``python crash_join.py DATA_DIR first POINT`` starts both, creates the hive, issues a
 ticket and joins, killing the process at POINT:
 
+- ``grant-unadmitted``: the founder (the issuer) counted the ticket use, and has not stored
+  the admission yet;
 - ``welcome-unsent``: the founder stored the admission; the Welcome is not sent yet;
 - ``adopt-start``: the candidate verified the Welcome and is about to store it;
 - ``adopt-records``: the candidate is writing the Welcome's records;
@@ -69,6 +71,10 @@ def _kill_at(point: str, founder: Runtime, candidate: Runtime) -> None:
             await real_send(peer, message)
 
         transport.send = send  # type: ignore[method-assign]
+    elif point == "grant-unadmitted":
+        membership = founder.membership
+        assert membership is not None
+        membership._admit = _die  # type: ignore[method-assign,assignment]
     elif point == "adopt-start":
         membership = candidate.membership
         assert membership is not None

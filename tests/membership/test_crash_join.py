@@ -31,7 +31,9 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("point", ["welcome-unsent", "adopt-start", "adopt-records"])
+@pytest.mark.parametrize(
+    "point", ["grant-unadmitted", "welcome-unsent", "adopt-start", "adopt-records"]
+)
 def test_a_join_killed_before_the_welcome_is_stored_can_be_retried(
     tmp_path: Path, point: str
 ) -> None:
