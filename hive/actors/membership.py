@@ -13,7 +13,9 @@ claim at the issuer, admission) and the candidate side for `hive-join`
 :mod:`hive.protocol.membership.handshake`; this actor only carries out their actions.
 
 It also decides admission for the transport: every frame except the handshake's must come from
-an active member, over that member's own connection.
+an active member, over that member's own connection; handshake frames, which anyone may send,
+are rate-limited per peer and in all and go to an inbox of their own. Our own exit and telling
+revoked nodes are :mod:`hive.actors.leaving`.
 """
 
 from __future__ import annotations
