@@ -140,32 +140,36 @@ def _record_time(record: RosterRecord) -> int:
 
 def exclusions(
     records: Mapping[bytes, RosterRecord], revokes: Iterable[ExitRecord]
-) -> frozenset[bytes]:
-    """The records (by hash) among ``records`` that ``revokes`` void.
+) -> dict[ExitRecord, frozenset[bytes]]:
+    """For each of ``revokes``, the records (by hash) among ``records`` it voids.
 
     A revoke of node N keeps in force, of the records made on N's authority before it (the
     admissions N signed or granted, the revokes N signed, under any hive key N was admitted
     with), exactly those whose hashes it lists in ``kept``: a revoked key can sign records
     dated before its revocation at any time, so only the revoker's list tells them apart.
+    One pass indexes the records by the keys they rest on, so this costs about one pass over
+    ``records`` plus the records each revoke concerns.
     """
     keys_of: dict[bytes, set[bytes]] = {}
-    for record in records.values():
+    by_key: dict[bytes, list[bytes]] = {}
+    for digest, record in records.items():
         if isinstance(record, MemberRecord):
             keys_of.setdefault(record.body.cert.node_id, set()).add(record.body.cert.hive_key)
-    void: set[bytes] = set()
+        for key in _authority_keys(record):
+            by_key.setdefault(key, []).append(digest)
+    voids: dict[ExitRecord, frozenset[bytes]] = {}
     for revoke in revokes:
         node = revoke.body.node_id
-        keys = keys_of.get(node, set())
         kept = set(revoke.body.kept)
-        for digest, record in records.items():
-            if (
-                _subject_id(record) != node
-                and any(key in keys for key in _authority_keys(record))
-                and _record_time(record) < revoke.body.at_ms
-                and digest not in kept
-            ):
-                void.add(digest)
-    return frozenset(void)
+        voids[revoke] = frozenset(
+            digest
+            for key in keys_of.get(node, ())
+            for digest in by_key.get(key, ())
+            if _subject_id(records[digest]) != node
+            and _record_time(records[digest]) < revoke.body.at_ms
+            and digest not in kept
+        )
+    return voids
 
 
 def _is_revoke(record: RosterRecord) -> bool:
@@ -548,9 +552,9 @@ class Roster:
         keys = {**self._keys, digest: key}
         order = sorted(keys, key=keys.__getitem__)
         revokes = [d for d in order if _is_revoke(records[d])]
-        voids = {
-            d: exclusions(records, [r]) for d in revokes if isinstance(r := records[d], ExitRecord)
-        }
+        revoke_records = {d: r for d in revokes if isinstance(r := records[d], ExitRecord)}
+        by_revoke = exclusions(records, revoke_records.values())
+        voids = {d: by_revoke[r] for d, r in revoke_records.items()}
         admitted: list[bytes] = []
         excluded: frozenset[bytes] = frozenset()
         for each in revokes:
