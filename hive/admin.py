@@ -9,6 +9,8 @@ names may be spelled with ``-`` or ``_``) and return JSON-able dicts. Refusals a
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,14 +39,21 @@ from hive.protocol.membership import (
     sign_member,
     sign_ticket,
     verify_genesis,
+    version_key,
 )
-from hive.store import META_GENESIS
 
 log = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
 MAX_VALID_HOURS = 24 * 365
 MAX_USES = 1000
+LEAVE_WAIT_S = 30.0  # how long hive-leave waits for a member to acknowledge the leave
+
+_INTEGER = re.compile(r"-?[0-9]{1,19}", re.ASCII)
+_NODE_ID = re.compile(r"0[23][0-9a-f]{64}", re.ASCII)
+_PORT = re.compile(r"[0-9]{1,5}", re.ASCII)
+# A DNS name, an IPv4 address or an IPv6 address (brackets removed): ASCII, no spaces.
+_HOST = re.compile(r"[A-Za-z0-9._:%-]{1,253}", re.ASCII)
 
 
 class Params:
@@ -62,19 +71,35 @@ class Params:
             )
 
     def text(self, name: str, default: str | None = None, *, max_len: int = 200) -> str | None:
+        """A string of at most ``max_len`` UTF-8 bytes (what the protocol's fields bound),
+        without control characters and encodable as UTF-8 (no lone surrogates)."""
         value = self.values.get(name)
         if value is None:
             return default
+        want = f"a string of at most {max_len} bytes"
         if not isinstance(value, str) or len(value) > max_len:
-            raise self._bad(name, f"a string of at most {max_len} characters", value)
+            raise self._bad(name, want, value)
+        try:
+            encoded = value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise self._bad(name, "valid Unicode text (it holds a lone surrogate)", value) from exc
+        if len(encoded) > max_len:
+            raise self._bad(name, f"{want} ({len(encoded)} in UTF-8)", value)
+        if any(unicodedata.category(c) == "Cc" and not c.isspace() for c in value):
+            raise self._bad(name, "text without control characters", value)
         return value
 
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:
         value = self.values.get(name, default)
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
+        want = f"a whole number from {low} to {high}"
+        if isinstance(value, str):
+            # ASCII digits only, and few of them: str.isdigit() passes "²", which int()
+            # refuses, and int() refuses numbers of more than 4300 digits.
+            if _INTEGER.fullmatch(value.strip()) is None:
+                raise self._bad(name, want, value)
+            value = int(value.strip())
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self._bad(name, f"a whole number from {low} to {high}", value)
+            raise self._bad(name, want, value)
         return value
 
     def flag(self, name: str) -> bool:
@@ -95,37 +120,57 @@ class Params:
 
     def _bad(self, name: str, want: str, value: object) -> CommandError:
         return CommandError(
-            CommandError.INVALID_PARAMS, f"{self.command}: {name} must be {want}, got {value!r}"
+            CommandError.INVALID_PARAMS,
+            f"{self.command}: {name} must be {want}, got {_shown(value)}",
         )
+
+
+def _shown(value: object) -> str:
+    """A parameter as an error message may quote it: short, and ASCII (no lone surrogates)."""
+    text = ascii(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def parse_node_id(text: str, what: str) -> str:
     value = text.strip().lower()
-    if len(value) != 66 or value[:2] not in ("02", "03"):
+    if _NODE_ID.fullmatch(value) is None:
         raise CommandError(
-            CommandError.INVALID_PARAMS, f"{what}: {text!r} is not a node id (66 hex characters)"
+            CommandError.INVALID_PARAMS,
+            f"{what}: {_shown(text)} is not a node id (66 hex characters, starting 02 or 03)",
         )
-    try:
-        bytes.fromhex(value)
-    except ValueError as exc:
-        raise CommandError(CommandError.INVALID_PARAMS, f"{what}: {text!r} is not hex") from exc
     return value
 
 
 def parse_member_address(text: str) -> tuple[str, str | None, int | None]:
-    """``ID``, ``ID@HOST`` or ``ID@HOST:PORT``."""
+    """``ID``, ``ID@HOST`` or ``ID@HOST:PORT`` (HOST a name, an IPv4 address or a bracketed
+    IPv6 address; PORT 1..65535)."""
     node, _, address = text.partition("@")
     node_id = parse_node_id(node, "hive-join: member")
     if not address:
         return node_id, None, None
-    host, sep, port_text = address.rpartition(":")
-    if not sep:
-        return node_id, address, None
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    host, port_text = address, None
+    if address.startswith("["):  # [IPv6] or [IPv6]:PORT
+        host, _, rest = address[1:].partition("]")
+        if rest:
+            port_text = rest[1:] if rest.startswith(":") else rest
+    else:
+        before, sep, after = address.rpartition(":")
+        if sep:
+            host, port_text = before, after
+    port = None
+    if port_text is not None:
+        if _PORT.fullmatch(port_text) is None or not 0 < int(port_text) < 65536:
+            raise CommandError(
+                CommandError.INVALID_PARAMS,
+                f"hive-join: {_shown(port_text)} is not a port number (1 to 65535)",
+            )
+        port = int(port_text)
+    if _HOST.fullmatch(host) is None:
         raise CommandError(
-            CommandError.INVALID_PARAMS, f"hive-join: {port_text!r} is not a port number"
+            CommandError.INVALID_PARAMS,
+            f"hive-join: {_shown(host)} is not a host name or address",
         )
-    return node_id, host.strip("[]"), int(port_text)
+    return node_id, host, port
 
 
 class MembershipCommands:
@@ -169,13 +214,12 @@ class MembershipCommands:
                 role=ROLE_ADMIN,
                 admitted_by=m.hive_key,
                 admitted_ms=created,
-                ticket_id=None,
+                grant=None,
             ),
         )
         roster = Roster(genesis)
         roster.apply(founder)
-        await m.store.clear_hive((META_GENESIS,))
-        await m.adopt(roster)
+        await m.adopt(roster, forget_tickets=True)
         log.info("created hive %s (%s)", hive_id.hex(), name)
         return {"hive_id": hive_id.hex(), "name": name, "founder": m.info.node_id, "role": "admin"}
 
@@ -187,6 +231,15 @@ class MembershipCommands:
         max_uses = params.integer("max_uses", 1, low=1, high=MAX_USES)
         req_splice = params.flag("req_splice")
         min_version = params.text("min_version", "", max_len=32) or ""
+        if min_version:
+            try:
+                version_key(min_version)
+            except ValueError as exc:
+                raise CommandError(
+                    CommandError.INVALID_PARAMS,
+                    f"hive-invite: min_version must be a version such as v25.09, "
+                    f"got {_shown(min_version)}",
+                ) from exc
         for_node = params.node_id("for_node", required=False)
         roster = self._roster("hive-invite")
         if not roster.is_admin(self.m.node_id):
@@ -263,6 +316,10 @@ class MembershipCommands:
         return {"hive_id": roster.hive_id.hex(), "members": rows}
 
     async def leave(self, raw: Mapping[str, Any]) -> JsonDict:
+        """Sign and announce our leave. The leave is kept (and announced again, also after a
+        restart) until a member acknowledges it; with ``delete_data`` the hive's local data is
+        deleted only then. The command waits up to ``LEAVE_WAIT_S`` for that acknowledgement.
+        """
         params = Params("hive-leave", raw, ("delete_data",))
         delete = params.flag("delete_data")
         roster = self._roster("hive-leave")
@@ -270,13 +327,25 @@ class MembershipCommands:
         if not m.is_member:
             raise CommandError(CommandError.REFUSED, "hive-leave: this node is not a member")
         exit_record = self._exit(roster, m.node_id, EXIT_LEAVE, "left by the operator")
-        await m.add_own_record(exit_record)
+        alone = not m.fleet_peers()
+        acknowledged = await m.leave(
+            exit_record, delete=delete, wait_s=0 if alone else LEAVE_WAIT_S
+        )
         hive_id = roster.hive_id.hex()
-        if delete:
-            await m.store.clear_hive((META_GENESIS,))
-            m.roster = None
-        log.info("left hive %s (local data %s)", hive_id, "deleted" if delete else "kept")
-        return {"hive_id": hive_id, "left": True, "data_deleted": delete}
+        deleted = delete and m.roster is None
+        log.info(
+            "left hive %s (%s; local data %s)",
+            hive_id,
+            "acknowledged" if acknowledged else "no member acknowledged it yet",
+            "deleted" if deleted else "kept",
+        )
+        return {
+            "hive_id": hive_id,
+            "left": True,
+            "acknowledged": acknowledged,
+            "data_deleted": deleted,
+            "delete_pending": delete and not deleted,
+        }
 
     async def revoke(self, raw: Mapping[str, Any]) -> JsonDict:
         params = Params("hive-revoke", raw, ("node", "reason"))
@@ -304,6 +373,8 @@ class MembershipCommands:
 
     def _exit(self, roster: Roster, subject: bytes, kind: int, reason: str) -> ExitRecord:
         m = self.m
+        # A revoke keeps in force what the revoked member did before, as we know it.
+        kept = roster.authority_records(subject) if kind == EXIT_REVOKE else ()
         body = ExitBody(
             hive_id=roster.hive_id,
             node_id=subject,
@@ -311,6 +382,7 @@ class MembershipCommands:
             at_ms=m.now_ms(),
             kind=kind,
             reason=reason,
+            kept=kept,
         )
         return sign_exit(m.signing_key, body)
 

@@ -356,7 +356,7 @@ async def test_records_not_signed_by_a_member_are_refused(
             role=ROLE_MEMBER,
             admitted_by=bytes(outsider_key.verify_key),
             admitted_ms=sim_ms(),
-            ticket_id=b"t" * 16,
+            grant=None,
         ),
     )
     before = await record_count(founder)

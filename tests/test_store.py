@@ -143,7 +143,7 @@ async def test_reopen_keeps_everything(tmp_path: Path) -> None:
             assert await again.last_seen(NODE_B) == T0 + 9
             # the redemption survived: the same node is idempotent, the count did not reset
             assert await again.redeem_ticket(b"t" * 16, NODE_B, T0 + 6) == Redeem(
-                True, 1, "already-redeemed-by-this-node"
+                True, 1, "already-redeemed-by-this-node", use=1
             )
 
 
@@ -367,16 +367,18 @@ async def test_redeem_reasons(store: Store) -> None:
         assert await store.redeem_ticket(b"x" * 16, NODE_A, T0) == Redeem(
             False, 0, "unknown-ticket"
         )
-        assert await store.redeem_ticket(one, NODE_A, T0) == Redeem(True, 1, "granted")
+        assert await store.redeem_ticket(one, NODE_A, T0) == Redeem(True, 1, "granted", use=1)
         assert await store.redeem_ticket(one, NODE_A, T0 + 1) == Redeem(
-            True, 1, "already-redeemed-by-this-node"
+            True, 1, "already-redeemed-by-this-node", use=1
         )
         assert await store.redeem_ticket(one, NODE_B, T0 + 1) == Redeem(False, 1, "exhausted")
         # the grant stays idempotent for its node after expiry; others see "expired"
         assert await store.redeem_ticket(one, NODE_A, T0 + HOUR) == Redeem(
-            True, 1, "already-redeemed-by-this-node"
+            True, 1, "already-redeemed-by-this-node", use=1
         )
-        assert await store.redeem_ticket(two, NODE_A, T0 + HOUR - 1) == Redeem(True, 1, "granted")
+        assert await store.redeem_ticket(two, NODE_A, T0 + HOUR - 1) == Redeem(
+            True, 1, "granted", use=1
+        )
         assert await store.redeem_ticket(two, NODE_B, T0 + HOUR) == Redeem(False, 1, "expired")
         assert await store.ticket(two) == TicketRow(two, b"two", T0, T0 + HOUR, 2, 1)
         assert await store.ticket(b"x" * 16) is None

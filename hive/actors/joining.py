@@ -62,6 +62,11 @@ class CandidateDriver:
         self._done = trio.Event()
         self._outcome: CandidateAction | None = None
 
+    def forget(self) -> None:
+        """Forget a finished join (we left the hive it joined)."""
+        if self.session is not None and self.session.terminal:
+            self.session = None
+
     def status(self) -> dict[str, Any] | None:
         session = self.session
         if session is None:

@@ -54,8 +54,17 @@ class Liveness:
         self._now_ms = now_ms
         self._rng = rng
         self.inbox: Inbox[Received] = Inbox(inbox_size)
-        self.peers: dict[NodeId, PeerLiveness] = {}
+        self._peers: dict[NodeId, PeerLiveness] = {}
         transport.subscribe([Ping, Pong], self.inbox)
+
+    @property
+    def peers(self) -> dict[NodeId, PeerLiveness]:
+        """What we know of each current fleet peer; peers that left the roster (they left,
+        were revoked, or we left) are forgotten here."""
+        members = set(self._roster())
+        for gone in [node for node in self._peers if node not in members]:
+            del self._peers[gone]
+        return self._peers
 
     def alive(self, within_ms: int) -> list[NodeId]:
         """Peers that answered within the last ``within_ms``."""

@@ -13,7 +13,9 @@ claim at the issuer, admission) and the candidate side for `hive-join`
 :mod:`hive.protocol.membership.handshake`; this actor only carries out their actions.
 
 It also decides admission for the transport: every frame except the handshake's must come from
-an active member, over that member's own connection.
+an active member, over that member's own connection; handshake frames, which anyone may send,
+are rate-limited per peer and in all and go to an inbox of their own. Our own exit and telling
+revoked nodes are :mod:`hive.actors.leaving`.
 """
 
 from __future__ import annotations
@@ -30,12 +32,19 @@ import trio
 
 from hive.actors.contact import AddressBook
 from hive.actors.joining import CandidateDriver, JoinResult
+from hive.actors.leaving import META_PENDING_EXIT, ExitDriver
 from hive.actors.probe import probe_candidate
 from hive.actors.transport import Transport
 from hive.config import MembershipConfig
 from hive.errors import HiveError, NodeError
 from hive.node.port import NodeEvent, NodeId, NodeInfo, NodePort, PeerConnected, PeerDisconnected
-from hive.protocol.errors import NOT_ISSUER, TICKET_EXHAUSTED, TICKET_UNKNOWN, ProtocolError
+from hive.protocol.errors import (
+    NOT_ISSUER,
+    TICKET_EXHAUSTED,
+    TICKET_EXPIRED,
+    TICKET_UNKNOWN,
+    ProtocolError,
+)
 from hive.protocol.membership import (
     Challenge,
     ChallengeAnswer,
@@ -63,16 +72,23 @@ from hive.protocol.membership.handshake import (
     ClaimTicket,
     MemberAction,
     MemberHandshakes,
+    Rewelcome,
     SendChallenge,
     SendRefuse,
     SendWelcome,
     StartProbe,
+    check_claim,
+    grant_body,
 )
+from hive.protocol.membership.pki import sign_grant
+from hive.protocol.membership.records import RecordAck
 from hive.protocol.messages import Message
 from hive.protocol.wire import cbor
 from hive.protocol.wire.codec import CONVERTER
 from hive.protocol.wire.facade import Received
+from hive.ratelimit import KeyedRateLimiter, TokenBucket
 from hive.store import META_GENESIS, Store
+from hive.store.membership import adopt_hive
 from hive.supervisor import Inbox
 
 log = logging.getLogger(__name__)
@@ -82,15 +98,25 @@ HANDSHAKE_KINDS: frozenset[type[Message]] = frozenset(
     {Hello, ChallengeAnswer, Challenge, Welcome, Refuse}
 )
 MEMBERSHIP_KINDS: tuple[type[Message], ...] = (
-    *HANDSHAKE_KINDS,
     TicketClaim,
     TicketClaimResult,
     MemberAnnounce,
     ExitAnnounce,
     RosterDigest,
     RosterSync,
+    RecordAck,
 )
-REDEEM_REASONS = {"exhausted": TICKET_EXHAUSTED, "unknown-ticket": TICKET_UNKNOWN}
+REDEEM_REASONS = {
+    "exhausted": TICKET_EXHAUSTED,
+    "unknown-ticket": TICKET_UNKNOWN,
+    "expired": TICKET_EXPIRED,
+}
+# Handshake frames anyone may send: a per-peer and an overall token bucket bound how many reach
+# the (separate, bounded) joins inbox, so a join flood can neither fill it for honest candidates
+# for long nor touch the inbox that carries the members' records.
+JOIN_RATE_PER_PEER = (2.0, 10.0)  # frames per second, burst
+JOIN_RATE_TOTAL = (50.0, 64.0)
+REWELCOME_GAP_MS = 30_000  # a member asking again is welcomed again at most this often
 
 
 @attrs.define
@@ -99,6 +125,7 @@ class MembershipStats:
     announced: int = 0
     syncs_sent: int = 0
     joins_admitted: int = 0
+    rewelcomed: int = 0
     joins_refused: Counter[str] = attrs.field(factory=Counter)
     rejected: Counter[str] = attrs.field(factory=Counter)
 
@@ -154,13 +181,20 @@ class Membership:
         self.roster: Roster | None = None
         self.stats = MembershipStats()
         self.inbox: Inbox[Received] = Inbox(256)
+        self.joins: Inbox[Received] = Inbox(64)
         self.events: Inbox[NodeEvent] = Inbox(256)
         self.connected: set[NodeId] = set()
         self.handshakes = MemberHandshakes(own_node_id=self.node_id, own_hive_key=self.hive_key)
         self.candidate = CandidateDriver(self)
         self._changed = trio.Event()
-        self._claim_waiters: dict[bytes, trio.Event] = {}
+        rate, burst = JOIN_RATE_PER_PEER
+        self._join_rate = KeyedRateLimiter(rate=rate, burst=burst)
+        rate, burst = JOIN_RATE_TOTAL
+        self._join_total = TokenBucket(rate, burst, burst, 0.0)
+        self.exits = ExitDriver(self)
+        self._rewelcomed: dict[NodeId, int] = {}  # member -> when we last welcomed it again
         transport.subscribe(MEMBERSHIP_KINDS, self.inbox)
+        transport.subscribe(HANDSHAKE_KINDS, self.joins)
         transport.subscribe_events(self.events)
 
     # ------------------------------------------------------------------------------------------
@@ -178,18 +212,32 @@ class Membership:
 
     def admit(self, received: Received) -> str | None:
         """Why the transport must refuse ``received``, or None to let it through."""
-        if type(received.message) in HANDSHAKE_KINDS:
+        message = received.message
+        if type(message) in HANDSHAKE_KINDS:
+            now = self.now_ms() / 1000
+            if not self._join_rate.allow(received.peer_id, now):
+                return "join-rate"
+            if not self._join_total.take(now):
+                return "join-busy"
             return None
         if self.roster is None:
             return "not-member"
         record = self.roster.by_hive_key(received.sender)
         if record is None:
+            if isinstance(message, ExitAnnounce) and _own_leave(message.record, received):
+                return None  # a member that left repeats its leave until it is acknowledged
             if self.roster.status(bytes.fromhex(received.peer_id)) is MemberStatus.REVOKED:
+                self.exits.heard_from_revoked(received.peer_id)
                 return "revoked"
             return "not-member"
         if record.body.cert.node_id.hex() != received.peer_id:
             return "key-mismatch"
         return None
+
+    @property
+    def pending_exit(self) -> ExitRecord | None:
+        """Our exit record while no member has acknowledged it."""
+        return self.exits.pending
 
     # ------------------------------------------------------------------------------------------
     # Life cycle
@@ -205,6 +253,7 @@ class Membership:
         for record, error in result.refused:
             log.warning("stored record %s no longer verifies: %s", record_hash(record).hex(), error)
         self.roster = roster
+        await self.exits.load()
         log.info(
             "hive %s loaded: %d active members",
             roster.hive_id.hex()[:16],
@@ -214,22 +263,43 @@ class Membership:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.connected = {p.node_id for p in await self.node.list_peers() if p.connected}
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._messages, nursery)
+            nursery.start_soon(self._messages, self.inbox, nursery)
+            nursery.start_soon(self._messages, self.joins, nursery)
             nursery.start_soon(self._node_events)
             nursery.start_soon(self._ticks, nursery)
             nursery.start_soon(self._sync_loop)
             nursery.start_soon(self._connector)
+            nursery.start_soon(self.exits.retry_loop)
+            nursery.start_soon(self.exits.tell_revoked_loop)
             task_status.started()
 
     # ------------------------------------------------------------------------------------------
     # Records: apply, persist, spread
 
-    async def adopt(self, roster: Roster) -> None:
-        """Become a member of ``roster``'s hive (genesis or a verified Welcome)."""
-        await self.store.set_meta(META_GENESIS, canonical_bytes(roster.genesis))
-        await self._persist(roster.records(), ())
+    async def adopt(self, roster: Roster, *, forget_tickets: bool = False) -> None:
+        """Become a member of ``roster``'s hive (genesis or a verified Welcome): the genesis
+        and every record replace what the store held, in one transaction, so a crash leaves
+        either the old state or the new one (the join can be retried from the old one)."""
+        now = self.now_ms()
+        rows = [
+            (record_hash(r), _kind(r), _subject(r), canonical_bytes(r)) for r in roster.records()
+        ]
+        genesis = canonical_bytes(roster.genesis)
+        await self.store.run(
+            "adopt_hive",
+            lambda conn: adopt_hive(
+                conn,
+                {META_GENESIS: genesis},
+                rows,
+                now,
+                forget_tickets=forget_tickets,
+                forget_meta=(META_PENDING_EXIT,),
+            ),
+        )
+        self.stats.records_landed += len(rows)
+        self.exits.forget()
         self.roster = roster
-        self._notify()
+        self.notify()
 
     async def apply_records(
         self, records: Iterable[RosterRecord], *, came_from: NodeId | None
@@ -237,12 +307,12 @@ class Membership:
         """Apply records from the network; persist and forward the ones that land."""
         if self.roster is None:
             return 0
-        result = self.roster.merge(records)
+        result = self.roster.merge(records, source=came_from)
         for record, error in result.refused:
             self._reject(came_from, error.reason, f"{type(record).__name__}: {error.detail}")
         await self._persist(result.landed, result.dropped)
         if result.landed:
-            self._notify()
+            self.notify()
             for record in result.landed:
                 skip = {came_from, _subject(record)}
                 onward = [p for p in self.fleet_peers() if p not in skip and p in self.connected]
@@ -265,24 +335,25 @@ class Membership:
         targets = self.fleet_peers()
         result = self.roster.apply(record)
         await self._persist(result.landed, result.dropped)
-        self._notify()
+        self.notify()
         return result.landed, targets
 
     async def _announce_own(
         self, landed: Sequence[RosterRecord], targets: Sequence[NodeId]
     ) -> None:
         for record in landed:
-            # A new member learns its own admission from the Welcome instead.
-            await self.broadcast(_announce(record), exclude={_subject(record)}, targets=targets)
+            # A new member learns its own admission from the Welcome instead; the subject of a
+            # revoke must hear it (else it goes on believing it is a member).
+            exclude = {_subject(record)} if isinstance(record, MemberRecord) else set()
+            await self.broadcast(_announce(record), exclude=exclude, targets=targets)
 
     async def _persist(
         self, landed: Sequence[RosterRecord], dropped: Sequence[RosterRecord]
     ) -> None:
         now = self.now_ms()
         for record in landed:
-            kind = "member" if isinstance(record, MemberRecord) else "exit"
             await self.store.add_record(
-                record_hash(record), kind, _subject(record), canonical_bytes(record), now
+                record_hash(record), _kind(record), _subject(record), canonical_bytes(record), now
             )
         for record in dropped:
             await self.store.delete_record(record_hash(record))
@@ -302,7 +373,8 @@ class Membership:
                 await self.transport.send(peer, message)
                 self.stats.announced += 1
 
-    def _notify(self) -> None:
+    def notify(self) -> None:
+        """Wake whoever waits for a roster change (:meth:`wait_changed`)."""
         self._changed.set()
         self._changed = trio.Event()
 
@@ -312,8 +384,8 @@ class Membership:
     # ------------------------------------------------------------------------------------------
     # Inbound
 
-    async def _messages(self, nursery: trio.Nursery) -> None:
-        async for received in self.inbox.receive:
+    async def _messages(self, inbox: Inbox[Received], nursery: trio.Nursery) -> None:
+        async for received in inbox.receive:
             try:
                 await self._dispatch(received, nursery)
             except ProtocolError as exc:
@@ -348,8 +420,15 @@ class Membership:
                 msg, sender_key=received.sender, now_ms=self.now_ms()
             )
             await self._carry_out(actions, nursery)
-        elif isinstance(msg, MemberAnnounce | ExitAnnounce):
+        elif isinstance(msg, MemberAnnounce):
             await self.apply_records([msg.record], came_from=peer)
+        elif isinstance(msg, ExitAnnounce):
+            await self.apply_records([msg.record], came_from=peer)
+            if self.roster is not None and msg.record in self.roster.records():
+                # Stored (now or before): the exit's author may stop repeating it.
+                await self.transport.send(peer, RecordAck(record=record_hash(msg.record)))
+        elif isinstance(msg, RecordAck):
+            await self.exits.on_ack(received, msg)
         elif isinstance(msg, RosterDigest):
             await self._on_digest(peer, msg)
         elif isinstance(msg, RosterSync):
@@ -380,31 +459,64 @@ class Membership:
 
     async def _on_claim(self, received: Received, claim: TicketClaim) -> None:
         """We issued the ticket (or were asked as if we had): redeem it once, fleet-wide."""
-        result = await self.redeem(claim)
+        result = await self.redeem(claim, claimant_key=received.sender)
         await self.transport.send(received.peer_id, result)
 
-    async def redeem(self, claim: TicketClaim) -> TicketClaimResult:
-        row = await self.store.ticket(claim.ticket_id)
-        if row is None:
+    async def redeem(self, claim: TicketClaim, *, claimant_key: bytes) -> TicketClaimResult:
+        """Count one use of our ticket for the claim's candidate, and sign the grant, once the
+        claim proves a real ticket and a completed handshake with the claimant
+        (:func:`~hive.protocol.membership.handshake.check_claim`)."""
+        ticket_id = claim.ticket.body.ticket_id
+        now = self.now_ms()
+
+        def denied(reason: str) -> TicketClaimResult:
             return TicketClaimResult(
-                claim_id=claim.claim_id, ticket_id=claim.ticket_id, granted=False, reason=NOT_ISSUER
+                claim_id=claim.claim_id,
+                ticket_id=ticket_id,
+                granted=False,
+                reason=reason[:32],
+                grant=None,
             )
-        redeemed = await self.store.redeem_ticket(
-            claim.ticket_id, claim.candidate.hex(), self.now_ms()
-        )
-        reason = "granted" if redeemed.granted else REDEEM_REASONS.get(redeemed.reason, "denied")
+
+        if self.roster is None:
+            return denied(NOT_ISSUER)
+        try:
+            member_node = check_claim(
+                claim,
+                roster=self.roster,
+                claimant_key=claimant_key,
+                own_hive_key=self.hive_key,
+                now_ms=now,
+            )
+        except ProtocolError as exc:
+            log.info("ticket %s claim refused: %s", ticket_id.hex(), exc)
+            self.stats.rejected[f"claim-{exc.reason}"] += 1
+            return denied(exc.reason)
+        if await self.store.ticket(ticket_id) is None:
+            return denied(NOT_ISSUER)  # signed by our key, yet not in our store: forgotten
+        candidate = claim.cert.node_id
+        redeemed = await self.store.redeem_ticket(ticket_id, candidate.hex(), now)
         log.info(
             "ticket %s claim for %s: %s (uses %d)",
-            claim.ticket_id.hex(),
-            claim.candidate.hex(),
+            ticket_id.hex(),
+            candidate.hex(),
             redeemed.reason,
             redeemed.uses,
         )
+        if not redeemed.granted:
+            return denied(REDEEM_REASONS.get(redeemed.reason, "denied"))
+        grant = sign_grant(
+            self.signing_key,
+            grant_body(
+                claim,
+                member_node=member_node,
+                member_key=claimant_key,
+                use=redeemed.use,
+                now_ms=now,
+            ),
+        )
         return TicketClaimResult(
-            claim_id=claim.claim_id,
-            ticket_id=claim.ticket_id,
-            granted=redeemed.granted,
-            reason=reason[:32],
+            claim_id=claim.claim_id, ticket_id=ticket_id, granted=True, reason="", grant=grant
         )
 
     async def _on_digest(self, peer: NodeId, digest: RosterDigest) -> None:
@@ -427,8 +539,11 @@ class Membership:
                 self.connected.add(event.peer_id)
                 if event.peer_id in self.fleet_peers() and self.roster is not None:
                     await self.transport.send(event.peer_id, self.roster.digest_message())
+                await self.exits.on_connected(event.peer_id)
             elif isinstance(event, PeerDisconnected):
                 self.connected.discard(event.peer_id)
+                if self.roster is not None:
+                    self.roster.forget_pending(event.peer_id)
 
     async def _sync_loop(self) -> None:
         """Anti-entropy: compare roster digests with every connected member periodically."""
@@ -446,11 +561,12 @@ class Membership:
         while True:
             for peer in self.fleet_peers():
                 if peer not in self.connected:
-                    await self._try_connect(peer)
+                    await self.try_connect(peer)
             with trio.move_on_after(self.config.sync_interval_s):
                 await self.wait_changed()
 
-    async def _try_connect(self, peer: NodeId) -> None:
+    async def try_connect(self, peer: NodeId) -> None:
+        """Connect to a member (a failure is logged, not raised)."""
         try:
             await self.contact.connect(self.node, peer)
         except HiveError as exc:
@@ -493,6 +609,8 @@ class Membership:
                 await self._claim(action, nursery)
             elif isinstance(action, Admit):
                 await self._admit(action)
+            elif isinstance(action, Rewelcome):
+                await self._rewelcome(action)
 
     async def _probe_then_report(self, action: StartProbe) -> None:
         failure = await probe_candidate(self.node, action.peer_id.hex(), action.hello)
@@ -503,7 +621,7 @@ class Membership:
 
     async def _claim(self, action: ClaimTicket, nursery: trio.Nursery | None) -> None:
         if action.local:
-            result = await self.redeem(action.message)
+            result = await self.redeem(action.message, claimant_key=self.hive_key)
             actions = self.handshakes.on_claim_result(
                 result, sender_key=self.hive_key, now_ms=self.now_ms()
             )
@@ -511,7 +629,7 @@ class Membership:
             return
         issuer = action.issuer_node.hex()
         if issuer not in self.connected:
-            await self._try_connect(issuer)
+            await self.try_connect(issuer)
         # If the issuer cannot be reached the session times out as "issuer-unreachable".
         await self.transport.send(issuer, action.message)
 
@@ -528,21 +646,45 @@ class Membership:
             # A parallel session admitted this node first: welcome it with the record in force.
             record = self.roster.active()[action.peer_id]
         self.stats.joins_admitted += 1
-        members = tuple(r for r in self.roster.records() if isinstance(r, MemberRecord))
-        exits = tuple(r for r in self.roster.records() if isinstance(r, ExitRecord))
-        welcome = Welcome(
-            session=action.session,
-            record=record,
-            genesis=self.roster.genesis,
-            members=members,
-            exits=exits,
-        )
+        welcome = self._welcome(action.session, record)
         log.info("admitted %s to the hive", action.peer_id.hex())
         self.handshakes.welcome_sent(action.peer_id, welcome)
         # The Welcome goes first, so the newcomer tends to know the fleet before the fleet,
         # hearing the announcement, starts talking to it.
         await self.transport.send(action.peer_id.hex(), welcome)
         await self._announce_own(landed, targets)
+
+    def _welcome(self, session: bytes, record: MemberRecord) -> Welcome:
+        assert self.roster is not None
+        records = self.roster.records()
+        return Welcome(
+            session=session,
+            record=record,
+            genesis=self.roster.genesis,
+            members=tuple(r for r in records if isinstance(r, MemberRecord)),
+            exits=tuple(r for r in records if isinstance(r, ExitRecord)),
+        )
+
+    async def _rewelcome(self, action: Rewelcome) -> None:
+        """An active member lost (or never stored) its Welcome: send it one again (at most
+        once per REWELCOME_GAP_S per member: a Welcome is large, and members ask cheaply)."""
+        assert self.roster is not None
+        now = self.now_ms()
+        peer = action.peer_id.hex()
+        if now - self._rewelcomed.get(peer, -REWELCOME_GAP_MS) < REWELCOME_GAP_MS:
+            self.stats.rejected["rewelcome-too-soon"] += 1
+            return
+        if len(self._rewelcomed) >= 1024:
+            self._rewelcomed.clear()
+        self._rewelcomed[peer] = now
+        record = self.roster.active()[action.peer_id]
+        self.stats.rewelcomed += 1
+        log.info("welcomed %s again: it is a member but did not know", action.peer_id.hex())
+        await self.transport.send(action.peer_id.hex(), self._welcome(action.session, record))
+
+    async def leave(self, record: ExitRecord, *, delete: bool, wait_s: float) -> bool:
+        """Our own leave (see :meth:`hive.actors.leaving.ExitDriver.leave`)."""
+        return await self.exits.leave(record, delete=delete, wait_s=wait_s)
 
     # ------------------------------------------------------------------------------------------
 
@@ -565,6 +707,8 @@ class Membership:
             "members": len(roster.active()) if roster else 0,
             "records_landed": self.stats.records_landed,
             "joins_admitted": self.stats.joins_admitted,
+            "rewelcomed": self.stats.rewelcomed,
+            "exit_unacknowledged": self.pending_exit is not None,
             "joins_refused": dict(self.stats.joins_refused),
             "rejected": dict(self.stats.rejected),
             "handshakes": [
@@ -577,6 +721,7 @@ class Membership:
                 for v in self.handshakes.views()
             ],
             "joining": self.candidate.status(),
+            "joins_inbox": attrs.asdict(self.joins.stats()),
         }
 
     def role(self) -> str | None:
@@ -591,6 +736,16 @@ def _announce(record: RosterRecord) -> Message:
     if isinstance(record, MemberRecord):
         return MemberAnnounce(record=record)
     return ExitAnnounce(record=record)
+
+
+def _own_leave(record: ExitRecord, received: Received) -> bool:
+    """True when ``record`` is the sender's own leave, delivered over its own connection."""
+    body = record.body
+    return body.by_key == received.sender and body.node_id.hex() == received.peer_id
+
+
+def _kind(record: RosterRecord) -> str:
+    return "member" if isinstance(record, MemberRecord) else "exit"
 
 
 def _subject(record: RosterRecord) -> NodeId:

@@ -94,6 +94,40 @@ def clear_hive(conn: sqlite3.Connection, meta_keys: tuple[str, ...]) -> None:
         conn.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in meta_keys])
 
 
+def adopt_hive(
+    conn: sqlite3.Connection,
+    meta: dict[str, bytes],
+    rows: list[tuple[bytes, str, str, bytes]],
+    now_ms: int,
+    *,
+    forget_tickets: bool,
+    forget_meta: tuple[str, ...] = (),
+) -> None:
+    """Replace the hive's records with ``rows`` (hash, kind, subject, body) and set ``meta``,
+    in one transaction: a join or a genesis is stored whole or not at all. With
+    ``forget_tickets`` the tickets of an earlier hive go too; ``forget_meta`` keys are removed.
+    """
+    for _hash, kind, _subject, _body in rows:
+        if kind not in RECORD_KINDS:
+            raise ValueError(f"record kind must be one of {sorted(RECORD_KINDS)}, got {kind!r}")
+    with write_transaction(conn):
+        conn.execute("DELETE FROM records")
+        if forget_tickets:
+            conn.execute("DELETE FROM ticket_uses")
+            conn.execute("DELETE FROM tickets")
+        conn.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in forget_meta])
+        conn.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [(key, bytes(value)) for key, value in meta.items()],
+        )
+        conn.executemany(
+            "INSERT INTO records (hash, kind, subject, body, stored_ms) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (hash) DO NOTHING",
+            [(bytes(h), k, subj, bytes(b), now_ms) for h, k, subj, b in rows],
+        )
+
+
 def records(conn: sqlite3.Connection) -> list[StoredRecord]:
     rows = conn.execute(
         "SELECT hash, kind, subject, body, stored_ms FROM records ORDER BY rowid"
@@ -172,7 +206,14 @@ def redeem_ticket(conn: sqlite3.Connection, ticket_id: bytes, node_id: str, now_
             "SELECT 1 FROM ticket_uses WHERE ticket_id = ? AND node_id = ?", (key, node_id)
         ).fetchone()
         if again is not None:
-            return Redeem(granted=True, uses=uses, reason="already-redeemed-by-this-node")
+            (use,) = conn.execute(
+                "SELECT COUNT(*) FROM ticket_uses WHERE ticket_id = ? AND rowid <= "
+                "(SELECT rowid FROM ticket_uses WHERE ticket_id = ? AND node_id = ?)",
+                (key, key, node_id),
+            ).fetchone()
+            return Redeem(
+                granted=True, uses=uses, reason="already-redeemed-by-this-node", use=int(use)
+            )
         if now_ms >= expires_ms:
             return Redeem(granted=False, uses=uses, reason="expired")
         if uses >= max_uses:
@@ -182,7 +223,7 @@ def redeem_ticket(conn: sqlite3.Connection, ticket_id: bytes, node_id: str, now_
             (key, node_id, now_ms),
         )
         conn.execute("UPDATE tickets SET uses = uses + 1 WHERE ticket_id = ?", (key,))
-        return Redeem(granted=True, uses=uses + 1, reason="granted")
+        return Redeem(granted=True, uses=uses + 1, reason="granted", use=uses + 1)
 
 
 # ----------------------------------------------------------------------------------------------

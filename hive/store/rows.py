@@ -52,12 +52,14 @@ class Redeem:
 
     ``granted`` is True for "granted" and for "already-redeemed-by-this-node" (a retry by the
     same node is idempotent). ``uses`` is the ticket's use count after the call (0 for an
-    unknown ticket).
+    unknown ticket). ``use`` is the number (1-based) of the use granted to this node, 0 when
+    nothing is granted.
     """
 
     granted: bool
     uses: int
     reason: RedeemReason
+    use: int = 0
 
 
 @attrs.frozen

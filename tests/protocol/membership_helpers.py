@@ -8,29 +8,39 @@ from typing import Any
 
 import attrs
 import nacl.signing
+import pytest
 
 from hive.protocol import lnsig
+from hive.protocol.errors import ProtocolError
 from hive.protocol.membership import (
     EXIT_LEAVE,
     EXIT_REVOKE,
     ROLE_ADMIN,
     ROLE_MEMBER,
+    Applied,
     Certificate,
     ExitBody,
     ExitRecord,
     Genesis,
+    Grant,
+    GrantBody,
     Manifest,
     MemberBody,
     MemberRecord,
+    Roster,
+    RosterLimits,
+    RosterRecord,
     Ticket,
     TicketBody,
     cert_text,
+    challenge_text,
     genesis_text,
     hive_id_of,
     sign_exit,
     sign_member,
     sign_ticket,
 )
+from hive.protocol.membership.pki import sign_grant
 
 DAY_MS = 86_400_000
 
@@ -90,9 +100,47 @@ def founder_record(founder: Node, genesis: Genesis, *, at_ms: int = 2_000) -> Me
         role=ROLE_ADMIN,
         admitted_by=founder.hive_key,
         admitted_ms=at_ms,
-        ticket_id=None,
+        grant=None,
     )
     return sign_member(founder.key, body)
+
+
+def grant_of(
+    issuer: Node,
+    member: Node,
+    subject: Node,
+    hive_id: bytes,
+    *,
+    at_ms: int,
+    ticket_id: bytes | None = None,
+    use: int = 1,
+    max_uses: int = 1,
+    nonce: bytes = b"\x07" * 32,
+) -> Grant:
+    """``issuer``'s grant of ``use`` of a ticket to ``subject``, through ``member``'s handshake
+    (the subject really signs ``member``'s challenge text)."""
+    if ticket_id is None:
+        ticket_id = hashlib.sha256(b"ticket:" + subject.node_id).digest()[:16]
+    body = GrantBody(
+        hive_id=hive_id,
+        ticket_id=ticket_id,
+        issuer_key=issuer.hive_key,
+        use=use,
+        max_uses=max(use, max_uses),
+        candidate=subject.node_id,
+        candidate_key=subject.hive_key,
+        member_node=member.node_id,
+        member_key=member.hive_key,
+        granted_ms=at_ms,
+        nonce=nonce,
+        node_sig=_proof(subject, hive_id, member.node_id, nonce),
+    )
+    return sign_grant(issuer.key, body)
+
+
+@functools.cache
+def _proof(subject: Node, hive_id: bytes, member_node: bytes, nonce: bytes) -> str:
+    return subject.sign_text(challenge_text(hive_id, member_node, nonce))
 
 
 def admission(
@@ -102,15 +150,29 @@ def admission(
     *,
     at_ms: int,
     role: int = ROLE_MEMBER,
-    ticket_id: bytes = b"\x01" * 16,
+    ticket_id: bytes | None = None,
+    issuer: Node | None = None,
+    use: int = 1,
 ) -> MemberRecord:
+    """``signer`` admits ``subject`` at ``at_ms`` with a grant by ``issuer`` (the founder
+    unless given; the signer itself when it is the founder) of ``use`` of a ticket (by
+    default one of its own for the subject)."""
+    grant = grant_of(
+        issuer or node("founder"),
+        signer,
+        subject,
+        hive_id,
+        at_ms=at_ms,
+        ticket_id=ticket_id,
+        use=use,
+    )
     body = MemberBody(
         hive_id=hive_id,
         cert=cert_of(subject, hive_id),
         role=role,
         admitted_by=signer.hive_key,
         admitted_ms=at_ms,
-        ticket_id=ticket_id,
+        grant=grant,
     )
     return sign_member(signer.key, body)
 
@@ -123,11 +185,14 @@ def leave(subject: Node, hive_id: bytes, *, at_ms: int, reason: str = "bye") -> 
         at_ms=at_ms,
         kind=EXIT_LEAVE,
         reason=reason,
+        kept=(),
     )
     return sign_exit(subject.key, body)
 
 
-def revoke(by: Node, subject: Node, hive_id: bytes, *, at_ms: int) -> ExitRecord:
+def revoke(
+    by: Node, subject: Node, hive_id: bytes, *, at_ms: int, kept: tuple[bytes, ...] = ()
+) -> ExitRecord:
     body = ExitBody(
         hive_id=hive_id,
         node_id=subject.node_id,
@@ -135,6 +200,7 @@ def revoke(by: Node, subject: Node, hive_id: bytes, *, at_ms: int) -> ExitRecord
         at_ms=at_ms,
         kind=EXIT_REVOKE,
         reason="misbehaved",
+        kept=tuple(sorted(kept)),
     )
     return sign_exit(by.key, body)
 
@@ -167,3 +233,22 @@ def manifest(**changes: Any) -> Manifest:
         public=True,
     )
     return attrs.evolve(base, **changes)
+
+
+def roster_of(
+    genesis: Genesis, *records: RosterRecord, limits: RosterLimits | None = None
+) -> Roster:
+    """A roster of ``genesis`` in which each of ``records`` landed as new, in this order."""
+    roster = Roster(genesis, limits=limits)
+    for record in records:
+        assert roster.apply(record).status is Applied.NEW, record
+    return roster
+
+
+def refused(roster: Roster, record: RosterRecord) -> ProtocolError:
+    """The error ``roster`` refuses ``record`` with (checking that nothing was stored)."""
+    digest = roster.digest()
+    with pytest.raises(ProtocolError) as info:
+        roster.apply(record)
+    assert roster.digest() == digest
+    return info.value

@@ -17,11 +17,14 @@ from hive.protocol import errors
 from hive.protocol.errors import ProtocolError
 from hive.protocol.membership import (
     ROLE_ADMIN,
+    ROLE_MEMBER,
     ChallengeAnswer,
     Hello,
+    MemberBody,
     MemberStatus,
     Refuse,
     Roster,
+    TicketClaim,
     TicketClaimResult,
     Welcome,
     challenge_text,
@@ -51,13 +54,17 @@ from hive.protocol.membership.handshake import (
     MemberHandshakes,
     MemberSession,
     MemberState,
+    Rewelcome,
     SendChallenge,
     SendRefuse,
     SendWelcome,
     StartProbe,
+    check_claim,
     check_hello,
     claim_id_of,
+    grant_body,
 )
+from hive.protocol.membership.pki import sign_grant
 
 from .membership_helpers import (
     DAY_MS,
@@ -112,6 +119,27 @@ def answer_of(
 ) -> ChallengeAnswer:
     text = challenge_text(HIVE, member.node_id, nonce)
     return ChallengeAnswer(session=session, nonce=nonce, node_sig=who.sign_text(text))
+
+
+def granted(
+    claim: ClaimTicket, issuer: Any = FOUNDER, *, use: int = 1, now_ms: int = T0
+) -> TicketClaimResult:
+    """What the issuer answers a claim that passes its checks: a grant signed by its key,
+    naming the member that runs the handshake (the founder, in these tests)."""
+    body = grant_body(
+        claim.message,
+        member_node=FOUNDER.node_id,
+        member_key=FOUNDER.hive_key,
+        use=use,
+        now_ms=now_ms,
+    )
+    return TicketClaimResult(
+        claim_id=claim.message.claim_id,
+        ticket_id=body.ticket_id,
+        granted=True,
+        reason="",
+        grant=sign_grant(issuer.key, body),
+    )
 
 
 def member_side(**limits: Any) -> MemberHandshakes:
@@ -187,7 +215,11 @@ HELLO_REFUSALS = {
         errors.BAD_CERTIFICATE,
     ),
     "revoked candidate": (hello_of(), {"roster": _revoked_roster}, errors.REVOKED),
-    "already a member": (hello_of(), {"roster": _member_roster}, errors.ALREADY_MEMBER),
+    "already a member, with another hive key": (
+        attrs.evolve(hello_of(), cert=cert_of(CAND, HIVE, hive_key=OTHER.hive_key)),
+        {"roster": _member_roster, "sender_key": OTHER.hive_key},
+        errors.ALREADY_MEMBER,
+    ),
     "hive key of a member": (
         attrs.evolve(hello_of(), cert=cert_of(CAND, HIVE, hive_key=BOB.hive_key)),
         {"sender_key": BOB.hive_key},
@@ -254,16 +286,15 @@ def test_member_happy_path_with_local_claim() -> None:
     assert isinstance(claim, ClaimTicket)
     assert claim.local
     assert claim.message.claim_id == claim_id_of(CAND.node_id, SESSION)
-    assert claim.message.candidate == CAND.node_id
-    assert claim.message.ticket_id == session.hello.ticket.body.ticket_id
-    result = TicketClaimResult(
-        claim_id=claim.message.claim_id, ticket_id=claim.message.ticket_id, granted=True, reason=""
-    )
+    assert claim.message.cert == session.hello.cert
+    assert claim.message.ticket == session.hello.ticket
+    assert (claim.message.nonce, claim.message.node_sig) == (NONCE, answer_of().node_sig)
+    result = granted(claim, now_ms=T0 + 2)
     (admit,) = handshakes.on_claim_result(result, sender_key=FOUNDER.hive_key, now_ms=T0 + 3)
     assert isinstance(admit, Admit)
     assert admit.body.cert == session.hello.cert
     assert (admit.body.admitted_by, admit.body.admitted_ms) == (FOUNDER.hive_key, T0 + 3)
-    assert admit.body.ticket_id == session.hello.ticket.body.ticket_id
+    assert admit.body.grant == result.grant
     record = sign_member(FOUNDER.key, admit.body)
     assert roster.apply(record).landed == (record,)
     assert roster.status(CAND.node_id) is MemberStatus.ACTIVE
@@ -383,26 +414,44 @@ def test_claim_goes_to_a_remote_issuer_and_only_its_answer_counts() -> None:
     claim = _claiming(handshakes, hello_of(issuer=ALICE))
     assert not claim.local
     assert (claim.issuer_node, claim.issuer_key) == (ALICE.node_id, ALICE.hive_key)
-    granted = TicketClaimResult(
-        claim_id=claim.message.claim_id, ticket_id=claim.message.ticket_id, granted=True, reason=""
-    )
-    assert handshakes.on_claim_result(granted, sender_key=FOUNDER.hive_key, now_ms=T0) == ()
+    grant = granted(claim, ALICE)
+    assert handshakes.on_claim_result(grant, sender_key=FOUNDER.hive_key, now_ms=T0) == ()
     assert (
         handshakes.on_claim_result(
-            attrs.evolve(granted, ticket_id=bytes(16)), sender_key=ALICE.hive_key, now_ms=T0
+            attrs.evolve(grant, ticket_id=bytes(16)), sender_key=ALICE.hive_key, now_ms=T0
         )
         == ()
     )
     assert (
         handshakes.on_claim_result(
-            attrs.evolve(granted, claim_id=bytes(16)), sender_key=ALICE.hive_key, now_ms=T0
+            attrs.evolve(grant, claim_id=bytes(16)), sender_key=ALICE.hive_key, now_ms=T0
         )
         == ()
     )
     assert handshakes.ignored == 3
-    (admit,) = handshakes.on_claim_result(granted, sender_key=ALICE.hive_key, now_ms=T0)
+    # "Granted" without a grant, or with a grant the issuer did not sign, or for another
+    # candidate: ignored (the session times out as issuer-unreachable unless a real one comes).
+    session = handshakes.get(CAND.node_id, SESSION)
+    assert session is not None
+    for bad in (
+        attrs.evolve(grant, grant=None),
+        attrs.evolve(
+            grant,
+            grant=sign_grant(BOB.key, attrs.evolve(grant.grant.body, issuer_key=BOB.hive_key)),  # type: ignore[union-attr]
+        ),
+        attrs.evolve(
+            grant,
+            grant=sign_grant(
+                ALICE.key,
+                attrs.evolve(grant.grant.body, candidate=OTHER.node_id),  # type: ignore[union-attr]
+            ),
+        ),
+    ):
+        assert handshakes.on_claim_result(bad, sender_key=ALICE.hive_key, now_ms=T0) == ()
+    assert session.ignored == 3
+    (admit,) = handshakes.on_claim_result(grant, sender_key=ALICE.hive_key, now_ms=T0)
     assert isinstance(admit, Admit)
-    assert handshakes.on_claim_result(granted, sender_key=ALICE.hive_key, now_ms=T0) == ()  # once
+    assert handshakes.on_claim_result(grant, sender_key=ALICE.hive_key, now_ms=T0) == ()  # once
 
 
 def test_denied_claim_refuses_with_the_issuers_reason() -> None:
@@ -410,9 +459,10 @@ def test_denied_claim_refuses_with_the_issuers_reason() -> None:
     claim = _claiming(handshakes)
     denied = TicketClaimResult(
         claim_id=claim.message.claim_id,
-        ticket_id=claim.message.ticket_id,
+        ticket_id=claim.message.ticket.body.ticket_id,
         granted=False,
         reason=errors.TICKET_EXHAUSTED,
+        grant=None,
     )
     (refuse,) = handshakes.on_claim_result(denied, sender_key=FOUNDER.hive_key, now_ms=T0)
     assert isinstance(refuse, SendRefuse)
@@ -499,6 +549,9 @@ def _session_in(state: MemberState) -> MemberSession:
         limits=HandshakeLimits(),
     )
     session.state = state
+    session.answer = answer_of()
+    claim = ClaimTicket(session._make(ClaimTicket).message, FOUNDER.node_id, FOUNDER.hive_key, True)  # type: ignore[union-attr]
+    session.grant = granted(claim).grant
     return session
 
 
@@ -555,10 +608,8 @@ def test_candidate_and_member_complete_a_join() -> None:
     )
     (claim,) = handshakes.on_probe_result(CAND.node_id, SESSION, None, T0 + 4)
     assert isinstance(claim, ClaimTicket)
-    granted = TicketClaimResult(
-        claim_id=claim.message.claim_id, ticket_id=claim.message.ticket_id, granted=True, reason=""
-    )
-    (admit,) = handshakes.on_claim_result(granted, sender_key=FOUNDER.hive_key, now_ms=T0 + 5)
+    result = granted(claim, now_ms=T0 + 4)
+    (admit,) = handshakes.on_claim_result(result, sender_key=FOUNDER.hive_key, now_ms=T0 + 5)
     assert isinstance(admit, Admit)
     record = sign_member(FOUNDER.key, admit.body)
     roster.apply(record)
@@ -715,6 +766,7 @@ class JoinMachine(RuleBasedStateMachine):
         self.final: dict[object, object] = {}  # session -> first terminal state seen
         self.admit_actions: Counter[tuple[bytes, bytes]] = Counter()
         self.granted: set[bytes] = set()  # candidates the issuer granted the single use to
+        self.rewelcomed: set[tuple[bytes, bytes]] = set()  # (peer, session) welcomed again
         self.nonces = itertools.count()
 
     # actor glue
@@ -744,6 +796,18 @@ class JoinMachine(RuleBasedStateMachine):
                     exits=sync.exits,
                 )
                 self.member.welcome_sent(action.peer_id, welcome)
+                self.net.append(("cand", action.session, welcome))
+            elif isinstance(action, Rewelcome):
+                # A member that asks again (its first Welcome was lost) is welcomed again.
+                self.rewelcomed.add((action.peer_id, action.session))
+                sync = self.roster.sync_message()
+                welcome = Welcome(
+                    session=action.session,
+                    record=self.roster.active()[action.peer_id],
+                    genesis=GENESIS,
+                    members=sync.members,
+                    exits=sync.exits,
+                )
                 self.net.append(("cand", action.session, welcome))
             else:  # pragma: no cover - the member side has no other actions
                 raise AssertionError(action)
@@ -827,16 +891,19 @@ class JoinMachine(RuleBasedStateMachine):
                 self.member.on_probe_result(item.peer_id, item.hello.session, failure, self.now)
             )
         elif isinstance(item, ClaimTicket):
-            candidate = item.message.candidate
-            granted = ok and (not self.granted or candidate in self.granted)
-            if granted:
+            candidate = item.message.cert.node_id
+            grant_it = ok and (not self.granted or candidate in self.granted)
+            if grant_it:
                 self.granted.add(candidate)
-            result = TicketClaimResult(
-                claim_id=item.message.claim_id,
-                ticket_id=item.message.ticket_id,
-                granted=granted,
-                reason="" if granted else errors.TICKET_EXHAUSTED,
-            )
+                result = granted(item, now_ms=self.now)
+            else:
+                result = TicketClaimResult(
+                    claim_id=item.message.claim_id,
+                    ticket_id=item.message.ticket.body.ticket_id,
+                    granted=False,
+                    reason=errors.TICKET_EXHAUSTED,
+                    grant=None,
+                )
             self._member_actions(
                 self.member.on_claim_result(result, sender_key=item.issuer_key, now_ms=self.now)
             )
@@ -901,7 +968,9 @@ class JoinMachine(RuleBasedStateMachine):
                     for s in self.sessions
                     if (s.peer_id, s.hello.session) == (who.node_id, session)
                 ]
-                assert any(s.state is MemberState.ADMITTED for s in opened)
+                assert any(s.state is MemberState.ADMITTED for s in opened) or (
+                    (who.node_id, session) in self.rewelcomed
+                )
                 assert self.roster.status(who.node_id) is MemberStatus.ACTIVE
 
     @invariant()
@@ -920,7 +989,8 @@ class JoinMachine(RuleBasedStateMachine):
         admitted = {
             record.body.cert.node_id
             for record in self.roster.active().values()
-            if record.body.ticket_id == self.ticket.body.ticket_id
+            if record.body.grant is not None
+            and record.body.grant.body.ticket_id == self.ticket.body.ticket_id
         }
         assert len(admitted) <= 1
         assert admitted <= self.granted
@@ -928,3 +998,98 @@ class JoinMachine(RuleBasedStateMachine):
 
 JoinMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=50, deadline=None)
 test_join_state_machine = JoinMachine.TestCase
+
+
+# --- crash recovery and the issuer's checks (issue 8 items 5 and 9) ------------------------------
+
+
+def test_a_member_that_never_stored_its_welcome_is_welcomed_again() -> None:
+    roster = _member_roster()  # the candidate's admission landed; its Welcome was lost
+    handshakes = member_side()
+    # Even after its ticket expired (the crash was long ago), no new ticket use is needed.
+    actions = handshakes.on_hello(
+        CAND.node_id,
+        hello_of(),
+        roster=roster,
+        sender_key=CAND.hive_key,
+        nonce=NONCE,
+        now_ms=DAY_MS * 3,
+    )
+    assert actions == (Rewelcome(CAND.node_id, SESSION),)
+    assert handshakes.views() == ()
+    # Someone else's frame key, or another peer, is not the member asking again.
+    (refuse,) = handshakes.on_hello(
+        OTHER.node_id, hello_of(), roster=roster, sender_key=CAND.hive_key, nonce=NONCE, now_ms=T0
+    )
+    assert isinstance(refuse, SendRefuse)
+
+
+def _claim(
+    *, claimant: Any = BOB, who: Any = CAND, issuer: Any = FOUNDER, **ticket: Any
+) -> TicketClaim:
+    answer = answer_of(who, member=claimant)
+    return TicketClaim(
+        claim_id=b"c" * 16,
+        ticket=ticket_of(issuer, HIVE, **ticket),
+        cert=cert_of(who, HIVE),
+        nonce=answer.nonce,
+        node_sig=answer.node_sig,
+    )
+
+
+CLAIM_REFUSALS = {
+    "not our ticket": (_claim(issuer=ALICE), BOB, errors.NOT_ISSUER),
+    "claimant is no member": (_claim(claimant=OTHER), OTHER, errors.NOT_MEMBER),
+    "proof for another member's challenge": (_claim(claimant=ALICE), BOB, errors.BAD_ANSWER),
+    "forged ticket": (
+        attrs.evolve(_claim(), ticket=attrs.evolve(_claim().ticket, signature=bytes(64))),
+        BOB,
+        errors.BAD_TICKET,
+    ),
+    "ticket for another node": (_claim(for_node=OTHER.node_id), BOB, errors.REQUIREMENT),
+    "forged certificate": (
+        attrs.evolve(_claim(), cert=attrs.evolve(_claim().cert, node_sig="d" * 104)),
+        BOB,
+        errors.BAD_CERTIFICATE,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("claim", "claimant", "reason"), CLAIM_REFUSALS.values(), ids=CLAIM_REFUSALS.keys()
+)
+def test_the_issuer_counts_a_use_only_for_a_real_ticket_and_handshake(
+    claim: TicketClaim, claimant: Any, reason: str
+) -> None:
+    with pytest.raises(ProtocolError) as info:
+        check_claim(
+            claim,
+            roster=base_roster(),
+            claimant_key=claimant.hive_key,
+            own_hive_key=FOUNDER.hive_key,
+            now_ms=T0,
+        )
+    assert info.value.reason == reason
+
+
+def test_a_good_claim_names_the_claimant_and_its_grant_admits() -> None:
+    roster = base_roster()
+    claim = _claim()
+    member = check_claim(
+        claim, roster=roster, claimant_key=BOB.hive_key, own_hive_key=FOUNDER.hive_key, now_ms=T0
+    )
+    assert member == BOB.node_id
+    grant = sign_grant(
+        FOUNDER.key,
+        grant_body(claim, member_node=member, member_key=BOB.hive_key, use=1, now_ms=T0),
+    )
+    body = MemberBody(
+        hive_id=HIVE,
+        cert=claim.cert,
+        role=ROLE_MEMBER,
+        admitted_by=BOB.hive_key,
+        admitted_ms=T0 + 5,
+        grant=grant,
+    )
+    assert roster.apply(sign_member(BOB.key, body)).status.value == "new"
+    assert roster.status(CAND.node_id) is MemberStatus.ACTIVE

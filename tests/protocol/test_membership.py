@@ -404,6 +404,7 @@ def test_record_bounds() -> None:
             at_ms=0,
             kind=2,
             reason="",
+            kept=(),
         )
     with pytest.raises(ValueError, match="reason"):
         ExitBody(
@@ -413,16 +414,30 @@ def test_record_bounds() -> None:
             at_ms=0,
             kind=0,
             reason="x" * 201,
+            kept=(),
         )
-    with pytest.raises(ValueError, match="ticket_id"):
+    with pytest.raises(ValueError, match="kept"):
+        ExitBody(
+            hive_id=HIVE_ID,
+            node_id=ALICE.node_id,
+            by_key=ALICE.hive_key,
+            at_ms=0,
+            kind=1,
+            reason="",
+            kept=(b"short",),
+        )
+    with pytest.raises(TypeError, match="grant"):
         MemberBody(
             hive_id=HIVE_ID,
             cert=body.cert,
             role=0,
             admitted_by=bytes(32),
             admitted_ms=0,
-            ticket_id=b"1",
+            grant=b"1",  # type: ignore[arg-type]
         )
+    assert body.grant is not None
+    with pytest.raises(ValueError, match="use"):
+        attrs.evolve(body.grant.body, use=0)
     with pytest.raises(ValueError, match="name"):
         attrs.evolve(GENESIS, name="n" * 65)
     with pytest.raises(TypeError, match="for_node"):

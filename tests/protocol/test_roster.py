@@ -34,7 +34,9 @@ from .membership_helpers import (
     genesis_of,
     leave,
     node,
+    refused,
     revoke,
+    roster_of,
 )
 
 FOUNDER = node("founder")
@@ -47,18 +49,10 @@ FOUNDED = founder_record(FOUNDER, GENESIS, at_ms=2_000)
 
 
 def _roster(*records: RosterRecord, limits: RosterLimits | None = None) -> Roster:
-    roster = Roster(GENESIS, limits=limits)
-    for record in records:
-        assert roster.apply(record).status is Applied.NEW
-    return roster
+    return roster_of(GENESIS, *records, limits=limits)
 
 
-def _refused(roster: Roster, record: RosterRecord) -> ProtocolError:
-    digest = roster.digest()
-    with pytest.raises(ProtocolError) as info:
-        roster.apply(record)
-    assert roster.digest() == digest  # nothing stored
-    return info.value
+_refused = refused
 
 
 def test_forged_genesis_refused() -> None:
@@ -86,7 +80,7 @@ def _ticketless(subject: object, *, role: int) -> MemberRecord:
         body = attrs.evolve(FOUNDED.body, role=role)
     else:
         body = attrs.evolve(
-            admission(FOUNDER, ALICE, HIVE, at_ms=2_000).body, ticket_id=None, role=role
+            admission(FOUNDER, ALICE, HIVE, at_ms=2_000).body, grant=None, role=role
         )
     return sign_member(FOUNDER.key, body)
 
@@ -366,11 +360,19 @@ def histories(draw: st.DrawFn) -> tuple[Genesis, list[RosterRecord]]:
                 continue
             subject = draw(st.sampled_from(outside))
             signer = draw(st.sampled_from(active))
+            admins = [n for n in active if roles[n] == ROLE_ADMIN]
+            if not admins:
+                continue
+            issuer = draw(st.sampled_from(admins))
             role = (
                 ROLE_ADMIN if roles[signer] == ROLE_ADMIN and draw(st.booleans()) else ROLE_MEMBER
             )
             ticket = bytes([step]) * 16
-            records.append(admission(signer, subject, HIVE, at_ms=now, role=role, ticket_id=ticket))
+            records.append(
+                admission(
+                    signer, subject, HIVE, at_ms=now, role=role, ticket_id=ticket, issuer=issuer
+                )
+            )
             roles[subject] = role
         elif op == "leave":
             subject = draw(st.sampled_from(active))
@@ -382,7 +384,11 @@ def histories(draw: st.DrawFn) -> tuple[Genesis, list[RosterRecord]]:
                 continue
             by = draw(st.sampled_from(admins))
             subject = draw(st.sampled_from(active))
-            records.append(revoke(by, subject, HIVE, at_ms=now))
+            # An honest revoker keeps in force what the revoked member did before.
+            known = Roster(GENESIS)
+            known.merge(records)
+            kept = known.authority_records(subject.node_id)
+            records.append(revoke(by, subject, HIVE, at_ms=now, kept=kept))
             del roles[subject]
             revoked.add(subject)
     return GENESIS, records

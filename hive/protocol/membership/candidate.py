@@ -7,6 +7,8 @@
     AWAIT_RESULT --resend-->    AWAIT_RESULT   SendAnswer  (every 10 s, at most 5 times)
     AWAIT_RESULT --challenge--> AWAIT_RESULT   SendAnswer  (the same challenge came again)
     AWAIT_RESULT --welcome-->   JOINED         Joined      (the Welcome verified)
+    HELLO_SENT   --welcome-->   JOINED         Joined      (we were a member already: a crash
+                                                            lost the first Welcome)
     AWAIT_RESULT --bad_welcome->FAILED         Failed
     live         --refuse-->    REFUSED        Refused
     live         --timeout-->   FAILED         Failed      (120 s after start)
@@ -115,6 +117,9 @@ CANDIDATE_TABLE = {
     (_S.AWAIT_RESULT, _E.CHALLENGE): (_S.AWAIT_RESULT, (SendAnswer,)),
     (_S.AWAIT_RESULT, _E.WELCOME): (_S.JOINED, (Joined,)),
     (_S.AWAIT_RESULT, _E.BAD_WELCOME): (_S.FAILED, (Failed,)),
+    # We are a member already and never stored the Welcome (a crash): it comes at once.
+    (_S.HELLO_SENT, _E.WELCOME): (_S.JOINED, (Joined,)),
+    (_S.HELLO_SENT, _E.BAD_WELCOME): (_S.FAILED, (Failed,)),
     **{(state, _E.REFUSE): (_S.REFUSED, (Refused,)) for state in _LIVE},
     **{(state, _E.TIMEOUT): (_S.FAILED, (Failed,)) for state in _LIVE},
 }
@@ -190,7 +195,10 @@ class CandidateSession:
 
     def on_welcome(self, welcome: Welcome, now_ms: int) -> tuple[CandidateAction, ...]:
         """Verify the Welcome: our hive, our certificate, and a roster in which we are active."""
-        if welcome.session != self.hello.session or self.state is not CandidateState.AWAIT_RESULT:
+        if welcome.session != self.hello.session or self.state not in (
+            CandidateState.HELLO_SENT,
+            CandidateState.AWAIT_RESULT,
+        ):
             self.ignored += 1
             return ()
         try:

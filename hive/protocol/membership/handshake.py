@@ -38,15 +38,20 @@ from hive.protocol.errors import (
     BAD_TICKET,
     BUSY,
     ISSUER_UNREACHABLE,
+    NOT_ISSUER,
+    NOT_MEMBER,
+    REQUIREMENT,
     REVOKED,
     TIMEOUT,
     ProtocolError,
 )
 from hive.protocol.membership.pki import (
+    GRANT_TTL_MS,
     challenge_text,
     check_requirements,
     node_signed,
     verify_certificate,
+    verify_grant,
     verify_ticket,
 )
 from hive.protocol.membership.records import (
@@ -54,10 +59,11 @@ from hive.protocol.membership.records import (
     ROLE_MEMBER,
     Challenge,
     ChallengeAnswer,
+    Grant,
+    GrantBody,
     Hello,
     MemberBody,
     Refuse,
-    Ticket,
     TicketClaim,
     TicketClaimResult,
     Welcome,
@@ -113,6 +119,67 @@ def check_hello(
             f"hive key {cert.hive_key.hex()} is member {holder.body.cert.node_id.hex()}'s",
         )
     check_requirements(ticket, hello.manifest, cert.node_id)
+
+
+def check_claim(
+    claim: TicketClaim,
+    *,
+    roster: Roster,
+    claimant_key: bytes,
+    own_hive_key: bytes,
+    now_ms: int,
+) -> bytes:
+    """The checks the ticket issuer runs on a TicketClaim before it counts a use; returns the
+    claimant member's node id (the grant names it).
+
+    ``claimant_key`` is the hive key of the claim's frame (our own for a local claim). Raises
+    ProtocolError: "not-issuer" (the ticket is not ours), "other-hive", "bad-ticket",
+    "ticket-expired", "not-member" (the claimant is no active member), "bad-certificate",
+    "revoked", "requirement" (the ticket is for another node), "bad-answer" (the candidate's
+    node key did not sign the claimant's challenge).
+    """
+    ticket = claim.ticket
+    if ticket.body.issuer_key != own_hive_key:
+        raise ProtocolError(NOT_ISSUER, f"ticket {ticket.body.ticket_id.hex()} is not ours")
+    verify_ticket(ticket, roster.hive_id, now_ms)
+    claimant = roster.by_hive_key(claimant_key)
+    if claimant is None:
+        raise ProtocolError(NOT_MEMBER, f"claimant {claimant_key.hex()} is no active member")
+    cert = verify_certificate(claim.cert, roster.hive_id)
+    if roster.status(cert.node_id) is MemberStatus.REVOKED:
+        raise ProtocolError(REVOKED, f"node {cert.node_id.hex()} was revoked")
+    for_node = ticket.body.for_node
+    if for_node is not None and for_node != cert.node_id:
+        raise ProtocolError(REQUIREMENT, f"for-node: the ticket is for node {for_node.hex()}")
+    member_node = claimant.body.cert.node_id
+    text = challenge_text(roster.hive_id, member_node, claim.nonce)
+    if not node_signed(text, claim.node_sig, cert.node_id):
+        raise ProtocolError(
+            BAD_ANSWER,
+            f"node {cert.node_id.hex()} did not sign member {member_node.hex()}'s challenge",
+        )
+    return member_node
+
+
+def grant_body(
+    claim: TicketClaim, *, member_node: bytes, member_key: bytes, use: int, now_ms: int
+) -> GrantBody:
+    """The grant the issuer signs for a claim that passed :func:`check_claim`."""
+    ticket = claim.ticket.body
+    return GrantBody(
+        hive_id=ticket.hive_id,
+        ticket_id=ticket.ticket_id,
+        issuer_key=ticket.issuer_key,
+        use=use,
+        max_uses=ticket.max_uses,
+        candidate=claim.cert.node_id,
+        candidate_key=claim.cert.hive_key,
+        member_node=member_node,
+        member_key=member_key,
+        granted_ms=now_ms,
+        nonce=claim.nonce,
+        node_sig=claim.node_sig,
+    )
 
 
 def claim_id_of(peer_id: bytes, session: bytes) -> bytes:
@@ -205,7 +272,19 @@ class SendWelcome:
     message: Welcome
 
 
-MemberAction = SendChallenge | StartProbe | ClaimTicket | Admit | SendRefuse | SendWelcome
+@attrs.frozen
+class Rewelcome:
+    """An active member asks to join again with its own node and hive key: its admission
+    landed, but it never stored the Welcome (a crash of either side in between). Send it a
+    Welcome for ``session`` with the record in force; no ticket use is counted again."""
+
+    peer_id: bytes
+    session: bytes
+
+
+MemberAction = (
+    SendChallenge | StartProbe | ClaimTicket | Admit | SendRefuse | SendWelcome | Rewelcome
+)
 
 _S = MemberState
 _E = MemberEvent
@@ -268,6 +347,8 @@ class MemberSession:
         self.ignored = 0
         self.refusal: Refuse | None = None
         self.welcome: Welcome | None = None
+        self.answer: ChallengeAnswer | None = None  # the verified answer: the handshake proof
+        self.grant: Grant | None = None  # the issuer's grant, once the claim is granted
 
     @property
     def terminal(self) -> bool:
@@ -307,6 +388,7 @@ class MemberSession:
         ):
             detail = f"the node signature does not verify for {cert.node_id.hex()}"
         else:
+            self.answer = answer
             return self._fire(MemberEvent.ANSWER_OK, now_ms)
         return self._fire(MemberEvent.ANSWER_BAD, now_ms, refusal=(BAD_ANSWER, detail))
 
@@ -320,9 +402,33 @@ class MemberSession:
             MemberEvent.PROBE_FAILED, now_ms, refusal=(failure.reason, failure.detail)
         )
 
+    def grant_fits(self, grant: Grant) -> bool:
+        """True when ``grant`` is the issuer's valid grant of this session's claim."""
+        if self.answer is None:
+            return False
+        try:
+            verify_grant(grant, self._hive_id)
+        except ProtocolError:
+            return False
+        body, cert = grant.body, self.hello.cert
+        ticket = self.hello.ticket.body
+        return (
+            body.issuer_key == ticket.issuer_key
+            and body.ticket_id == ticket.ticket_id
+            and (body.candidate, body.candidate_key) == (cert.node_id, cert.hive_key)
+            and (body.member_node, body.member_key) == (self._own_node_id, self._own_hive_key)
+            and body.nonce == self.answer.nonce
+        )
+
     def on_claim_result(self, result: TicketClaimResult, now_ms: int) -> tuple[MemberAction, ...]:
-        """The issuer granted or denied the use of the ticket."""
+        """The issuer granted (with a grant that fits, see :meth:`grant_fits`; a grant that
+        does not is ignored) or denied the use of the ticket."""
         if result.granted:
+            if result.grant is None or not self.grant_fits(result.grant):
+                self.ignored += 1
+                return ()
+            if self.state is MemberState.CLAIMING:
+                self.grant = result.grant
             return self._fire(MemberEvent.CLAIM_GRANTED, now_ms)
         detail = f"the ticket issuer denied the claim ({result.reason})"
         return self._fire(MemberEvent.CLAIM_DENIED, now_ms, refusal=(result.reason, detail))
@@ -357,10 +463,14 @@ class MemberSession:
     def _make(self, kind: type) -> MemberAction:
         if kind is StartProbe:
             return StartProbe(self.peer_id, self.hello)
-        if kind is ClaimTicket:
+        if kind is ClaimTicket and self.answer is not None:
             body = self.hello.ticket.body
             claim = TicketClaim(
-                claim_id=self.claim_id, ticket_id=body.ticket_id, candidate=self.peer_id
+                claim_id=self.claim_id,
+                ticket=self.hello.ticket,
+                cert=self.hello.cert,
+                nonce=self.answer.nonce,
+                node_sig=self.answer.node_sig,
             )
             local = body.issuer_key == self._own_hive_key
             return ClaimTicket(claim, body.issuer_node, body.issuer_key, local)
@@ -372,14 +482,18 @@ class MemberSession:
         raise AssertionError(f"no builder for action {kind.__name__} in state {self.state}")
 
     def _member_body(self) -> MemberBody:
-        ticket: Ticket = self.hello.ticket
+        grant = self.grant
+        assert grant is not None, "an admission follows a granted claim"
+        # Dated at the grant or after it (the issuer's clock may run ahead of ours), and within
+        # the grant's time to live (ours may run ahead of the issuer's).
+        granted = grant.body.granted_ms
         return MemberBody(
             hive_id=self._hive_id,
             cert=self.hello.cert,
             role=ROLE_MEMBER,
             admitted_by=self._own_hive_key,
-            admitted_ms=self.entered_ms,
-            ticket_id=ticket.body.ticket_id,
+            admitted_ms=min(max(self.entered_ms, granted), granted + GRANT_TTL_MS),
+            grant=grant,
         )
 
 
@@ -443,6 +557,13 @@ class MemberHandshakes:
                 self.ignored += 1
                 return ()
             return known.on_hello_again()
+        in_force = roster.active().get(peer_id)
+        if (
+            in_force is not None
+            and hello.cert.node_id == peer_id
+            and in_force.body.cert.hive_key == hello.cert.hive_key == sender_key
+        ):
+            return (Rewelcome(peer_id, hello.session),)
         try:
             check_hello(hello, roster=roster, peer_id=peer_id, sender_key=sender_key, now_ms=now_ms)
         except ProtocolError as exc:

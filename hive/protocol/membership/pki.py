@@ -36,6 +36,8 @@ from hive.protocol.membership.records import (
     ExitBody,
     ExitRecord,
     Genesis,
+    Grant,
+    GrantBody,
     Manifest,
     MemberBody,
     MemberRecord,
@@ -50,6 +52,8 @@ HIVE_ID_DOMAIN = b"hive/v1/hive-id"
 TICKET_DOMAIN = b"hive/v1/ticket"
 MEMBER_DOMAIN = b"hive/v1/member"
 EXIT_DOMAIN = b"hive/v1/exit"
+GRANT_DOMAIN = b"hive/v1/grant"
+GRANT_TTL_MS = 600_000  # an admission is dated at most this long after its grant
 
 
 def canonical_bytes(record: Record) -> bytes:
@@ -199,11 +203,47 @@ def sign_exit(key: nacl.signing.SigningKey, body: ExitBody) -> ExitRecord:
     return ExitRecord(body=body, signature=key.sign(EXIT_DOMAIN + canonical_bytes(body)).signature)
 
 
-def verify_member_record(record: MemberRecord, hive_id: bytes) -> MemberRecord:
-    """Check what a member record proves by itself: hive, signature, certificate.
+def sign_grant(key: nacl.signing.SigningKey, body: GrantBody) -> Grant:
+    """Sign a ticket-use grant (ValueError unless ``key`` is ``body.issuer_key``)."""
+    _check_signer(key, body.issuer_key, "the grant's issuer_key")
+    return Grant(body=body, signature=key.sign(GRANT_DOMAIN + canonical_bytes(body)).signature)
 
-    Who may sign it (an active member, an admin for the admin role) is the roster's question.
-    Raises ProtocolError "other-hive", "bad-record" or "bad-certificate".
+
+def verify_grant(grant: Grant, hive_id: bytes) -> Grant:
+    """Check what a grant proves by itself: its hive, the issuer's signature, the use number,
+    and the handshake proof (the candidate's node key signed the challenge text of the member
+    the grant names, with the grant's nonce).
+
+    Whether the issuer is an admin at the time, and whether the use was granted to another node
+    already, are the roster's questions. Raises ProtocolError "other-hive" or "bad-record".
+    """
+    body = grant.body
+    if body.hive_id != hive_id:
+        raise ProtocolError(OTHER_HIVE, f"grant is for hive {body.hive_id.hex()}")
+    if not _ed25519_ok(body.issuer_key, GRANT_DOMAIN + canonical_bytes(body), grant.signature):
+        raise ProtocolError(
+            BAD_RECORD, f"grant signature does not verify for {body.issuer_key.hex()}"
+        )
+    if body.use > body.max_uses:
+        raise ProtocolError(BAD_RECORD, f"grant of use {body.use} of a {body.max_uses}-use ticket")
+    text = challenge_text(hive_id, body.member_node, body.nonce)
+    if not node_signed(text, body.node_sig, body.candidate):
+        raise ProtocolError(
+            BAD_RECORD,
+            f"the grant's handshake proof does not verify for node {body.candidate.hex()}",
+        )
+    return grant
+
+
+def verify_member_record(record: MemberRecord, hive_id: bytes) -> MemberRecord:
+    """Check what a member record proves by itself: hive, signature, certificate, and for an
+    admission with a grant, the grant (see :func:`verify_grant`) and that it is this
+    admission's: the same candidate and hive key, the signer is the member the grant names,
+    and the admission is dated in ``[granted_ms, granted_ms + GRANT_TTL_MS]``.
+
+    Who may sign it (an active member, an admin for the admin role) and grant it (an active
+    admin) is the roster's question. Raises ProtocolError "other-hive", "bad-record" or
+    "bad-certificate".
     """
     body = record.body
     if body.hive_id != hive_id:
@@ -213,6 +253,18 @@ def verify_member_record(record: MemberRecord, hive_id: bytes) -> MemberRecord:
             BAD_RECORD, f"member record signature does not verify for {body.admitted_by.hex()}"
         )
     verify_certificate(body.cert, hive_id)
+    if body.grant is not None:
+        grant = verify_grant(body.grant, hive_id).body
+        if (grant.candidate, grant.candidate_key) != (body.cert.node_id, body.cert.hive_key):
+            raise ProtocolError(BAD_RECORD, "the grant is for another candidate or hive key")
+        if grant.member_key != body.admitted_by:
+            raise ProtocolError(BAD_RECORD, "the grant names another admitting member")
+        if not grant.granted_ms <= body.admitted_ms <= grant.granted_ms + GRANT_TTL_MS:
+            raise ProtocolError(
+                BAD_RECORD,
+                f"admitted at {body.admitted_ms} ms, the grant dates from {grant.granted_ms} ms "
+                f"(an admission follows its grant within {GRANT_TTL_MS} ms)",
+            )
     return record
 
 

@@ -1,4 +1,4 @@
-"""Membership records and message kinds 0x0020..0x002A (issue 3: membership and PKI).
+"""Membership records and message kinds 0x0020..0x002B (issue 3: membership and PKI).
 
 Records are nested structures (frozen attrs :class:`Record` subclasses); messages are registered
 in the one :data:`hive.protocol.messages.REGISTRY`. Every field is bounded; see docs/PROTOCOL.md
@@ -35,6 +35,8 @@ NONCE_LEN = 32
 NODE_SIG_MAX = 160  # z-base-32 signmessage signature (104 characters in practice)
 MAX_TICKET_USES = 1000
 MAX_SYNC_RECORDS = 500  # members and exits per Welcome / RosterSync
+MAX_KEPT = 2 * MAX_SYNC_RECORDS  # records a revoke keeps in force
+HASH_LEN = 32  # SHA-256: a record's identity
 
 ROLE_MEMBER = 0
 ROLE_ADMIN = 1
@@ -101,15 +103,48 @@ class Ticket(Record):
 
 
 @attrs.frozen
+class GrantBody(Record):
+    """A ticket issuer's grant of one use of its ticket: to ``candidate`` (node id and hive
+    key), through the handshake that member ``member_node`` / ``member_key`` ran with it.
+
+    ``nonce`` and ``node_sig`` are that handshake's proof: the candidate's node key signed
+    ``challenge_text(hive_id, member_node, nonce)``. ``use`` is the use number (1-based) the
+    issuer counted for this candidate, out of ``max_uses``.
+    """
+
+    hive_id: bytes = attrs.field(validator=exact_bytes(HIVE_ID_LEN))
+    ticket_id: bytes = attrs.field(validator=exact_bytes(TICKET_ID_LEN))
+    issuer_key: bytes = attrs.field(validator=exact_bytes(KEY_LEN))
+    use: int = attrs.field(validator=between(1, MAX_TICKET_USES))
+    max_uses: int = attrs.field(validator=between(1, MAX_TICKET_USES))
+    candidate: bytes = attrs.field(validator=exact_bytes(NODE_ID_LEN))
+    candidate_key: bytes = attrs.field(validator=exact_bytes(KEY_LEN))
+    member_node: bytes = attrs.field(validator=exact_bytes(NODE_ID_LEN))
+    member_key: bytes = attrs.field(validator=exact_bytes(KEY_LEN))
+    granted_ms: int = attrs.field(validator=u(64))
+    nonce: bytes = attrs.field(validator=exact_bytes(NONCE_LEN))
+    node_sig: str = attrs.field(validator=text_len(NODE_SIG_MAX))
+
+
+@attrs.frozen
+class Grant(Record):
+    """A grant body signed by the ticket issuer's hive key ``body.issuer_key``."""
+
+    body: GrantBody = attrs.field(validator=record_of(GrantBody))
+    signature: bytes = attrs.field(validator=exact_bytes(SIGNATURE_LEN))
+
+
+@attrs.frozen
 class MemberBody(Record):
-    """Admission of ``cert.node_id``; ``ticket_id`` is None only for the founder."""
+    """Admission of ``cert.node_id``; ``grant`` (the issuer's grant of a ticket use) is None
+    only for the founder."""
 
     hive_id: bytes = attrs.field(validator=exact_bytes(HIVE_ID_LEN))
     cert: Certificate = attrs.field(validator=record_of(Certificate))
     role: int = attrs.field(validator=between(ROLE_MEMBER, ROLE_ADMIN))
     admitted_by: bytes = attrs.field(validator=exact_bytes(KEY_LEN))
     admitted_ms: int = attrs.field(validator=u(64))
-    ticket_id: bytes | None = attrs.field(validator=nullable(exact_bytes(TICKET_ID_LEN)))
+    grant: Grant | None = attrs.field(validator=nullable(record_of(Grant)))
 
 
 @attrs.frozen
@@ -130,6 +165,9 @@ class ExitBody(Record):
     at_ms: int = attrs.field(validator=u(64))
     kind: int = attrs.field(validator=between(EXIT_LEAVE, EXIT_REVOKE))
     reason: str = attrs.field(validator=text_len(200))
+    # A revoke: the hashes of the records made on the revoked member's authority (admissions it
+    # signed or granted, revokes it signed) that stay in force; empty for a leave.
+    kept: tuple[bytes, ...] = attrs.field(validator=seq_of(MAX_KEPT, exact_bytes(HASH_LEN)))
 
 
 @attrs.frozen
@@ -206,22 +244,28 @@ class Refuse(Message):
 @message(kind=0x0025)
 @attrs.frozen
 class TicketClaim(Message):
-    """Member -> ticket issuer: count one use of ``ticket_id`` for node ``candidate``."""
+    """Member -> ticket issuer: count one use of ``ticket`` for the candidate of ``cert``,
+    who answered this member's challenge ``nonce`` with ``node_sig`` (the proof the issuer
+    checks before it counts anything, and puts in its grant)."""
 
     claim_id: bytes = attrs.field(validator=exact_bytes(16))
-    ticket_id: bytes = attrs.field(validator=exact_bytes(TICKET_ID_LEN))
-    candidate: bytes = attrs.field(validator=exact_bytes(NODE_ID_LEN))
+    ticket: Ticket = attrs.field(validator=record_of(Ticket))
+    cert: Certificate = attrs.field(validator=record_of(Certificate))
+    nonce: bytes = attrs.field(validator=exact_bytes(NONCE_LEN))
+    node_sig: str = attrs.field(validator=text_len(NODE_SIG_MAX))
 
 
 @message(kind=0x0026)
 @attrs.frozen
 class TicketClaimResult(Message):
-    """Issuer -> member: the claim ``claim_id`` was granted, or denied with a reason code."""
+    """Issuer -> member: the claim ``claim_id`` was granted (``grant`` is the signed grant),
+    or denied with a reason code (``grant`` None)."""
 
     claim_id: bytes = attrs.field(validator=exact_bytes(16))
     ticket_id: bytes = attrs.field(validator=exact_bytes(TICKET_ID_LEN))
     granted: bool = attrs.field(validator=boolean())
     reason: str = attrs.field(validator=text_len(32))
+    grant: Grant | None = attrs.field(validator=nullable(record_of(Grant)))
 
 
 @message(kind=0x0027)
@@ -263,3 +307,14 @@ class RosterSync(Message):
     exits: tuple[ExitRecord, ...] = attrs.field(
         validator=seq_of(MAX_SYNC_RECORDS, record_of(ExitRecord))
     )
+
+
+@message(kind=0x002B)
+@attrs.frozen
+class RecordAck(Message):
+    """Member -> the member that announced a record to it: the record (by hash) is stored.
+
+    A leaver keeps announcing its exit until one member acknowledges it, and only then may
+    delete its local data."""
+
+    record: bytes = attrs.field(validator=exact_bytes(HASH_LEN))

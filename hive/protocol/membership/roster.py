@@ -40,6 +40,7 @@ from hive.protocol.errors import (
     NOT_MEMBER,
     REVOKED,
     ROSTER_LIMIT,
+    TICKET_EXHAUSTED,
     ProtocolError,
 )
 from hive.protocol.membership.pki import (
@@ -121,20 +122,87 @@ def _sort_key(record: RosterRecord, digest: bytes) -> _SortKey:
     return (record.body.at_ms, 1, digest)
 
 
+def _authority_keys(record: RosterRecord) -> tuple[bytes, ...]:
+    """The hive keys whose authority ``record`` rests on (not counting its subject's own)."""
+    if isinstance(record, MemberRecord):
+        grant = record.body.grant
+        if grant is None:
+            return ()
+        return (record.body.admitted_by, grant.body.issuer_key)
+    if record.body.kind == EXIT_REVOKE:
+        return (record.body.by_key,)
+    return ()
+
+
+def _record_time(record: RosterRecord) -> int:
+    return record.body.admitted_ms if isinstance(record, MemberRecord) else record.body.at_ms
+
+
+def exclusions(
+    records: Mapping[bytes, RosterRecord], revokes: Iterable[ExitRecord]
+) -> dict[ExitRecord, frozenset[bytes]]:
+    """For each of ``revokes``, the records (by hash) among ``records`` it voids.
+
+    A revoke of node N keeps in force, of the records made on N's authority before it (the
+    admissions N signed or granted, the revokes N signed, under any hive key N was admitted
+    with), exactly those whose hashes it lists in ``kept``: a revoked key can sign records
+    dated before its revocation at any time, so only the revoker's list tells them apart.
+    One pass indexes the records by the keys they rest on, so this costs about one pass over
+    ``records`` plus the records each revoke concerns.
+    """
+    keys_of: dict[bytes, set[bytes]] = {}
+    by_key: dict[bytes, list[bytes]] = {}
+    for digest, record in records.items():
+        if isinstance(record, MemberRecord):
+            keys_of.setdefault(record.body.cert.node_id, set()).add(record.body.cert.hive_key)
+        for key in _authority_keys(record):
+            by_key.setdefault(key, []).append(digest)
+    voids: dict[ExitRecord, frozenset[bytes]] = {}
+    for revoke in revokes:
+        node = revoke.body.node_id
+        kept = set(revoke.body.kept)
+        voids[revoke] = frozenset(
+            digest
+            for key in keys_of.get(node, ())
+            for digest in by_key.get(key, ())
+            if _subject_id(records[digest]) != node
+            and _record_time(records[digest]) < revoke.body.at_ms
+            and digest not in kept
+        )
+    return voids
+
+
+def _is_revoke(record: RosterRecord) -> bool:
+    return isinstance(record, ExitRecord) and record.body.kind == EXIT_REVOKE
+
+
+def _subject_id(record: RosterRecord) -> bytes:
+    if isinstance(record, MemberRecord):
+        return record.body.cert.node_id
+    return record.body.node_id
+
+
 class _Replay:
     """The roster state after replaying effective records in sort-key order."""
 
-    def __init__(self, genesis: Genesis) -> None:
+    def __init__(self, genesis: Genesis, excluded: frozenset[bytes] = frozenset()) -> None:
         self.genesis = genesis
+        self.excluded = excluded
         self.active: dict[bytes, MemberRecord] = {}  # node id -> admission in force
         self.key_owner: dict[bytes, bytes] = {}  # hive key -> node id, active members only
         self.left: set[bytes] = set()
         self.revoked: set[bytes] = set()
+        self.uses: dict[tuple[bytes, int], bytes] = {}  # (ticket id, use) -> node id
         self.founded = False
         self.last: _SortKey | None = None
 
-    def check(self, record: RosterRecord) -> tuple[str, str] | None:
+    def check(self, record: RosterRecord, digest: bytes) -> tuple[str, str] | None:
         """Why ``record`` is not effective after the records replayed so far, or None."""
+        if digest in self.excluded:
+            return (
+                REVOKED,
+                "made on the authority of a member revoked later, and not kept by its revoke",
+            )
         if isinstance(record, MemberRecord):
             return self._check_member(record)
         return self._check_exit(record)
@@ -150,15 +218,36 @@ class _Replay:
         holder = self.key_owner.get(body.cert.hive_key)
         if holder is not None:
             return BAD_RECORD, f"hive key {body.cert.hive_key.hex()} belongs to {holder.hex()}"
-        if body.ticket_id is None:
+        grant = body.grant
+        if grant is None:
             if self.founded:
                 return BAD_RECORD, "the founder's ticketless admission exists already"
             return None
         signer = self.key_owner.get(body.admitted_by)
         if signer is None:
             return NOT_MEMBER, f"signer {body.admitted_by.hex()} is not a member at {at} ms"
+        if signer != grant.body.member_node:
+            return (
+                BAD_RECORD,
+                f"the grant names member {grant.body.member_node.hex()}, not the signer",
+            )
         if body.role == ROLE_ADMIN and self.active[signer].body.role != ROLE_ADMIN:
             return NOT_ADMIN, f"signer {signer.hex()} is not an admin and cannot grant admin"
+        issuer = self.key_owner.get(grant.body.issuer_key)
+        if issuer is None:
+            return (
+                NOT_MEMBER,
+                f"ticket issuer {grant.body.issuer_key.hex()} is not a member at {at} ms",
+            )
+        if self.active[issuer].body.role != ROLE_ADMIN:
+            return NOT_ADMIN, f"ticket issuer {issuer.hex()} is not an admin at {at} ms"
+        used_by = self.uses.get((grant.body.ticket_id, grant.body.use))
+        if used_by is not None and used_by != node:
+            return (
+                TICKET_EXHAUSTED,
+                f"use {grant.body.use} of ticket {grant.body.ticket_id.hex()} admitted "
+                f"{used_by.hex()} already",
+            )
         return None
 
     def _check_exit(self, record: ExitRecord) -> tuple[str, str] | None:
@@ -188,8 +277,11 @@ class _Replay:
             self.active[node] = record
             self.key_owner[record.body.cert.hive_key] = node
             self.left.discard(node)
-            if record.body.ticket_id is None:
+            grant = record.body.grant
+            if grant is None:
                 self.founded = True
+            else:
+                self.uses[(grant.body.ticket_id, grant.body.use)] = node
             return
         node = record.body.node_id
         admission = self.active.pop(node)
@@ -210,7 +302,10 @@ class Roster:
         self._limits = limits or RosterLimits()
         self._stored: dict[bytes, RosterRecord] = {}  # record hash -> record (all effective)
         self._keys: dict[bytes, _SortKey] = {}
-        self._pending: dict[bytes, RosterRecord] = {}
+        # Pending records with the source that offered them (the connected member, in the
+        # actor): when the bound is full, the source holding the most makes room, so junk from
+        # one source never locks out another's honest out-of-order record.
+        self._pending: dict[bytes, tuple[RosterRecord, object]] = {}
         self._known_keys: Counter[bytes] = Counter()  # hive keys of stored admissions
         self._known_nodes: Counter[bytes] = Counter()
         self._members_stored = 0
@@ -277,12 +372,13 @@ class Roster:
 
     # --- updates ---------------------------------------------------------------------------
 
-    def apply(self, record: RosterRecord) -> ApplyResult:
-        """Verify ``record`` and add it (see the module doc).
+    def apply(self, record: RosterRecord, *, source: object = None) -> ApplyResult:
+        """Verify ``record`` and add it (see the module doc). ``source`` names who offered it
+        (any hashable; the actor passes the connected peer), for the pending bound.
 
         Raises ProtocolError: "other-hive", "bad-record", "bad-certificate" (the record itself
-        is invalid); "not-member", "not-admin", "revoked", "already-member", "bad-record" (it
-        is not authorized at its time); "roster-limit" (a bound is full).
+        is invalid); "not-member", "not-admin", "revoked", "already-member", "bad-record",
+        "ticket-exhausted" (it is not authorized at its time); "roster-limit" (a bound is full).
         """
         digest = record_hash(record)
         if digest in self._stored:
@@ -291,17 +387,16 @@ class Roster:
             return ApplyResult(Applied.PENDING)
         self._verify(record)
         if self._blocked(record):
-            if len(self._pending) >= self._limits.max_pending:
-                raise ProtocolError(ROSTER_LIMIT, f"{len(self._pending)} records pending already")
-            self._pending[digest] = record
+            self._make_room(source)
+            self._pending[digest] = (record, source)
             return ApplyResult(Applied.PENDING)
         dropped = list(self._land(record, digest))
         landed: list[RosterRecord] = [record]
         progress = True
         while progress and self._pending:
             progress = False
-            for waiting_digest, waiting in sorted(
-                self._pending.items(), key=lambda item: _sort_key(item[1], item[0])
+            for waiting_digest, (waiting, _source) in sorted(
+                self._pending.items(), key=lambda item: _sort_key(item[1][0], item[0])
             ):
                 if self._blocked(waiting):
                     continue
@@ -319,7 +414,46 @@ class Roster:
             dropped=tuple(r for r in dropped if r not in landed),
         )
 
-    def merge(self, records: Iterable[RosterRecord]) -> MergeResult:
+    def _make_room(self, source: object) -> None:
+        """Make room for one pending record from ``source``, or raise "roster-limit" when
+        ``source`` itself holds the largest share of the pending bound."""
+        if len(self._pending) < self._limits.max_pending:
+            return
+        held = Counter(src for _record, src in self._pending.values())
+        heaviest, count = max(held.items(), key=lambda item: (item[1], repr(item[0])))
+        if held[source] >= count:
+            raise ProtocolError(
+                ROSTER_LIMIT,
+                f"{len(self._pending)} records pending already, {held[source]} from this source",
+            )
+        oldest = next(d for d, (_r, src) in self._pending.items() if src == heaviest)
+        del self._pending[oldest]
+
+    def forget_pending(self, source: object) -> int:
+        """Drop the pending records ``source`` offered (say, it disconnected); how many."""
+        gone = [d for d, (_r, src) in self._pending.items() if src == source]
+        for digest in gone:
+            del self._pending[digest]
+        return len(gone)
+
+    def authority_records(self, node_id: bytes) -> tuple[bytes, ...]:
+        """Hashes of the stored records made on ``node_id``'s authority (admissions it signed
+        or granted, revokes it signed), sorted: what a revoke of it keeps in force."""
+        keys = {
+            r.body.cert.hive_key
+            for r in self._stored.values()
+            if isinstance(r, MemberRecord) and r.body.cert.node_id == node_id
+        }
+        return tuple(
+            sorted(
+                digest
+                for digest, record in self._stored.items()
+                if _subject_id(record) != node_id
+                and any(key in keys for key in _authority_keys(record))
+            )
+        )
+
+    def merge(self, records: Iterable[RosterRecord], *, source: object = None) -> MergeResult:
         """Apply many records (a Welcome's or RosterSync's), oldest first; never raises."""
         items = [(record_hash(r), r) for r in records]
         landed: list[RosterRecord] = []
@@ -327,7 +461,7 @@ class Roster:
         refused: list[tuple[RosterRecord, ProtocolError]] = []
         for _digest, record in sorted(items, key=lambda item: _sort_key(item[1], item[0])):
             try:
-                result = self.apply(record)
+                result = self.apply(record, source=source)
             except ProtocolError as exc:
                 refused.append((record, exc))
                 continue
@@ -350,7 +484,7 @@ class Roster:
             return
         verify_member_record(record, self._hive_id)
         body = record.body
-        if body.ticket_id is None:
+        if body.grant is None:
             genesis = self._genesis
             founder_shaped = (
                 body.cert.node_id == genesis.node_id
@@ -368,8 +502,10 @@ class Roster:
     def _blocked(self, record: RosterRecord) -> bool:
         """True when a record this one depends on is not stored at all (so: pending)."""
         if isinstance(record, MemberRecord):
-            return record.body.ticket_id is not None and (
+            grant = record.body.grant
+            return grant is not None and (
                 self._known_keys[record.body.admitted_by] == 0
+                or self._known_keys[grant.body.issuer_key] == 0
             )
         body = record.body
         if self._known_nodes[body.node_id] == 0:
@@ -387,29 +523,78 @@ class Roster:
             raise ProtocolError(ROSTER_LIMIT, f"{len(self._stored) - self._members_stored} exits")
         key = _sort_key(record, digest)
         state = self._state
-        if state.last is None or key > state.last:
-            why = state.check(record)
+        if (state.last is None or key > state.last) and not _is_revoke(record):
+            why = state.check(record, digest)
             if why is not None:
                 raise ProtocolError(*why)
             state.commit(record, key)
             self._store(digest, record, key)
             return []
-        # An earlier record arrived late: replay everything with it in place.
-        fresh = _Replay(self._genesis)
-        void: list[bytes] = []
-        candidates = [*self._keys.items(), (digest, key)]
-        for each_digest, each_key in sorted(candidates, key=lambda item: item[1]):
-            each = record if each_digest == digest else self._stored[each_digest]
-            why = fresh.check(each)
-            if why is None:
-                fresh.commit(each, each_key)
-            elif each_digest == digest:
-                raise ProtocolError(*why)  # the old state stays as it was
-            else:
-                void.append(each_digest)
+        # An earlier record arrived late, or a revoke that may void earlier records: replay
+        # everything with it in place.
+        fresh, void = self._replay_with(record, digest, key)
         self._state = fresh
         self._store(digest, record, key)
         return [self._unstore(each_digest) for each_digest in void]
+
+    def _replay_with(
+        self, record: RosterRecord, digest: bytes, key: _SortKey
+    ) -> tuple[_Replay, list[bytes]]:
+        """Replay the stored records and ``record``: the new state and the stored records it
+        voids; raises when ``record`` itself is not effective (nothing changes then).
+
+        Revokes void what they do not keep (:func:`exclusions`), and are taken in time order:
+        a revoke that voids something is admitted only if, with its exclusions added to those
+        of the revokes admitted before it, it is effective itself and every revoke admitted
+        before it stays effective (so a revoke cannot undo an earlier one, nor void its own
+        signer's authority). The result depends only on the records."""
+        records = {**self._stored, digest: record}
+        keys = {**self._keys, digest: key}
+        order = sorted(keys, key=keys.__getitem__)
+        revokes = [d for d in order if _is_revoke(records[d])]
+        revoke_records = {d: r for d in revokes if isinstance(r := records[d], ExitRecord)}
+        by_revoke = exclusions(records, revoke_records.values())
+        voids = {d: by_revoke[r] for d, r in revoke_records.items()}
+        admitted: list[bytes] = []
+        excluded: frozenset[bytes] = frozenset()
+        for each in revokes:
+            if not voids[each]:
+                admitted.append(each)
+                continue
+            trial = excluded | voids[each]
+            _state, void, failure = self._replay_once(records, keys, order, trial, digest)
+            if failure is not None:
+                void.append(digest)
+            if each not in void and not set(admitted) & set(void):
+                admitted.append(each)
+                excluded = trial
+        fresh, void, failure = self._replay_once(records, keys, order, excluded, digest)
+        if failure is not None:
+            raise ProtocolError(*failure)  # the old state stays as it was
+        return fresh, void
+
+    def _replay_once(
+        self,
+        records: Mapping[bytes, RosterRecord],
+        keys: Mapping[bytes, _SortKey],
+        order: list[bytes],
+        excluded: frozenset[bytes],
+        digest: bytes,
+    ) -> tuple[_Replay, list[bytes], tuple[str, str] | None]:
+        """One replay with ``excluded`` void: the state, the other records found not
+        effective, and why the record ``digest`` is not (or None)."""
+        fresh = _Replay(self._genesis, excluded)
+        void: list[bytes] = []
+        failure: tuple[str, str] | None = None
+        for each_digest in order:
+            why = fresh.check(records[each_digest], each_digest)
+            if why is None:
+                fresh.commit(records[each_digest], keys[each_digest])
+            elif each_digest == digest:
+                failure = why
+            else:
+                void.append(each_digest)
+        return fresh, void, failure
 
     def _store(self, digest: bytes, record: RosterRecord, key: _SortKey) -> None:
         self._stored[digest] = record
