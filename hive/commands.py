@@ -102,6 +102,11 @@ CATALOGUE: tuple[CommandSpec, ...] = (
         "node [reason]",
         "Revoke a member (admins only); every member then refuses its messages.",
     ),
+    CommandSpec(
+        "hive-web-token",
+        "",
+        "The token web clients present, and the live fleet view's address (hive-web-bind).",
+    ),
 )
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import attrs
 
+from hive.web.access import Bind
+
 
 class Governance(enum.Enum):
     """Who decides: the operator, the node within hard limits, or an external oracle."""
@@ -64,6 +66,20 @@ class GossipConfig:
 
 
 @attrs.frozen
+class WebConfig:
+    """The web server (``hive/web/``): where it listens and the bounds that protect the
+    companion. ``bind`` None (the default here, so tests and embedders opt in) serves nothing;
+    the plugin's ``hive-web-bind`` defaults to loopback."""
+
+    bind: Bind | None = None
+    refresh_s: float = 2.0  # how often the state topic is recomputed (trio clock)
+    max_clients: int = 64
+    queue_size: int = 256  # messages waiting per client before it is dropped as slow
+    max_message_bytes: int = 8 * 1024 * 1024
+    close_timeout_s: float = 2.0
+
+
+@attrs.frozen
 class HiveConfig:
     data_dir: Path
     governance: Governance = Governance.ADVISOR
@@ -72,3 +88,4 @@ class HiveConfig:
     ping_interval_s: float = 60.0
     membership: MembershipConfig = attrs.field(factory=MembershipConfig)
     gossip: GossipConfig = attrs.field(factory=GossipConfig)
+    web: WebConfig = attrs.field(factory=WebConfig)

@@ -47,6 +47,7 @@ from hive.node.port import NodeInfo, NodePort
 from hive.protocol.wire.facade import HiveWire
 from hive.store import open_store
 from hive.supervisor import Backoff, Supervisor, actor
+from hive.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,9 @@ class Runtime:
         self.liveness: Liveness | None = None
         self.fleet: FleetState | None = None
         self.gossip: Gossip | None = None
+        self.web: WebServer | None = None
+        # The web token; None: loaded from (or created in) the data directory.
+        self.web_token: str | None = None
         self.ready = trio.Event()
 
     # ------------------------------------------------------------------------------------------
@@ -158,6 +162,15 @@ class Runtime:
                 await supervisor.start("liveness", liveness.run, inbox=liveness.inbox)
                 await supervisor.start("fleetstate", fleet.run)
                 await supervisor.start("gossip", gossip.run, inbox=gossip.inbox)
+                if self.config.web.bind is not None:
+                    self.web = WebServer(
+                        self,
+                        self.config.web,
+                        data_dir=self.config.data_dir,
+                        now_ms=self._now_ms,
+                        token=self.web_token,
+                    )
+                    await supervisor.start("web", self.web.run)
                 log.info("hive companion for %s is running", info.node_id)
                 self.ready.set()
                 task_status.started()
@@ -191,6 +204,7 @@ class Runtime:
         bound = [
             Command(spec("hive-status"), self._cmd_status),
             Command(spec("hive-state"), self._cmd_state),
+            Command(spec("hive-web-token"), self._cmd_web_token),
         ]
         for name, method in handlers.items():
             bound.append(Command(spec(name), self._membership_handler(name, method)))
@@ -234,6 +248,18 @@ class Runtime:
                 CommandError.NOT_FOUND, f"hive-state: no state record of {member} is held"
             )
         return record
+
+    async def _cmd_web_token(self, params: Mapping[str, Any]) -> JsonDict:
+        """`hive-web-token`: the token every web client presents, and the page's address."""
+        Params("hive-web-token", params, ())
+        web = self.web
+        if web is None:
+            raise CommandError(
+                CommandError.NOT_FOUND, "hive-web-token: the web server is off (hive-web-bind=off)"
+            )
+        if web.token is None:
+            raise CommandError(CommandError.NOT_READY, "hive-web-token: the web server is starting")
+        return {"token": web.token, "url": web.view_url(), "listening": web.url, "error": web.error}
 
     def command(self, name: str) -> Callable[[Mapping[str, Any]], Awaitable[JsonDict]]:
         """The handler of one command (for in-process callers such as the demo and tests)."""
@@ -297,4 +323,5 @@ class Runtime:
             },
             "peers": peers,
             "gossip": {**self.gossip.status(), **self.fleet.status()},
+            **({"web": self.web.status()} if self.web is not None else {}),
         }
