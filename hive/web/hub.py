@@ -149,7 +149,11 @@ class FeedHub:
             return self.state
         if topic == "events":
             return list(self.recent)
-        return self._snapshots.get(topic)
+        return self._snapshots.get(topic, [])
+
+    def set_snapshot(self, topic: str, value: Any) -> None:
+        """What new subscribers of ``topic`` get, without a message to current ones."""
+        self._snapshots[topic] = value
 
     # ------------------------------------------------------------------------------------------
     # Publishing (never waits)

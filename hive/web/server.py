@@ -31,10 +31,13 @@ from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
 from hive.commands import CommandError, JsonDict
-from hive.config import WebConfig
+from hive.config import HiveConfig, WebConfig
 from hive.fleet.view import FleetView
+from hive.governance.api import EngineApi, Refused
 from hive.web import feeds
 from hive.web.access import Bind, load_or_create_token, presented_token, token_matches
+from hive.web.agents import AgentEndpoint
+from hive.web.decisions import ProposalFeed
 from hive.web.hub import CLOSE_BAD_MESSAGES, CLOSE_GOING_AWAY, FeedClient, FeedHub
 from hive.web.metrics import render_metrics
 
@@ -79,6 +82,12 @@ class Observed(Protocol):
 
     @property
     def fleet(self) -> FleetSource | None: ...
+
+    @property
+    def engine(self) -> EngineApi | None: ...
+
+    @property
+    def config(self) -> HiveConfig: ...
 
     def status(self) -> JsonDict: ...
 
@@ -141,7 +150,9 @@ class WebServer:
         self.error: str | None = None  # why we are not listening, while we are not
         self.listening = trio.Event()  # set once bound (``url`` holds the address)
         self._assets: dict[str, bytes] = {}
-        self.routes: dict[str, WebsocketRoute] = {"/ws": self._feed}
+        self.decisions: ProposalFeed | None = None
+        self.agents: AgentEndpoint | None = None
+        self.routes: dict[str, WebsocketRoute] = {"/ws": self._feed, "/oracle": self._oracle}
         self.api: dict[str, Callable[[], Awaitable[Any]]] = {
             "/api/state": self._api_state,
             "/api/events": self._api_events,
@@ -149,7 +160,8 @@ class WebServer:
         }
 
     def status(self) -> dict[str, Any]:
-        return {"url": self.url, "error": self.error, **self.hub.status()}
+        agents = {} if self.agents is None else {"oracle": self.agents.status()}
+        return {"url": self.url, "error": self.error, **self.hub.status(), **agents}
 
     def view_url(self) -> str | None:
         """The page's address with the token in its fragment (never sent to the server)."""
@@ -165,6 +177,11 @@ class WebServer:
             self.token = await trio.to_thread.run_sync(load_or_create_token, self.data_dir)
         self._assets = await trio.to_thread.run_sync(_load_assets)
         async with trio.open_nursery() as nursery:
+            engine = self.runtime.engine
+            if engine is not None:
+                self.decisions = ProposalFeed(engine, self.hub, self.runtime.command("hive-ledger"))
+                self.agents = AgentEndpoint(engine, self.runtime.config.governance.value)
+                await nursery.start(self.decisions.run)
             nursery.start_soon(self._refresh_loop)
             if self.config.bind is not None:
                 nursery.start_soon(self._serve_forever, self.config.bind)
@@ -225,6 +242,8 @@ class WebServer:
                     raise
             else:
                 self.hub.publish_state(state, self.now_ms())
+            if self.decisions is not None:
+                self.hub.set_snapshot("proposals", self.decisions.snapshot())
             await trio.sleep(self.config.refresh_s)
 
     # ------------------------------------------------------------------------------------------
@@ -333,9 +352,14 @@ class WebServer:
                 message = feeds.parse_client_message(
                     event["text"] if event.get("text") is not None else event.get("bytes") or b""
                 )
+                if message["type"] in ("approve", "reject"):
+                    client.offer(feeds.encode(await self._decide(message)))
+                    errors = 0
+                    continue
                 if message["type"] != "subscribe":
                     raise feeds.ClientMessageError(
-                        f"unknown message type {message['type']!r}; send 'subscribe'"
+                        f"unknown message type {message['type']!r}; "
+                        "send 'subscribe', 'approve' or 'reject'"
                     )
                 subscription = feeds.parse_subscribe(message, self.hub.topics)
             except feeds.ClientMessageError as exc:
@@ -347,6 +371,30 @@ class WebServer:
                 continue
             errors = 0
             self.hub.subscribe(client, subscription.topics)
+
+    async def _decide(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        """A browser's Approve / Reject, through the engine's own entry points."""
+        if self.decisions is None:
+            raise feeds.ClientMessageError("this companion serves no proposals")
+        approve = message["type"] == "approve"
+        try:
+            result = await self.decisions.decide(
+                message.get("proposal"), approve, message.get("reason")
+            )
+        except Refused as exc:
+            raise feeds.ClientMessageError(f"{exc.code}: {exc.message}") from None
+        log.info("web: %s %s", "approved" if approve else "rejected", result["proposal"])
+        return {"v": feeds.VERSION, "type": "decided", **result}
+
+    async def _oracle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.agents is None:
+            await _reject(send, 404, "this companion has no decision engine")
+            return
+        checked = self.agents.check(scope)
+        if isinstance(checked, tuple):
+            await _reject(send, *checked)
+            return
+        await self.agents.serve(checked, receive, send)
 
 
 class _Bound:

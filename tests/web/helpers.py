@@ -21,8 +21,9 @@ import nacl.signing
 import trio
 from trio_websocket import ConnectionRejected, open_websocket_url
 
-from hive.config import GossipConfig, HiveConfig, WebConfig
+from hive.config import DecisionConfig, GossipConfig, Governance, HiveConfig, WebConfig
 from hive.demo import Companion, form_hive, hubs
+from hive.governance.proposal import Cost, Draft
 from hive.node.sim import SimNetwork, SimNode, generate_graph
 from hive.runtime import Runtime
 from hive.web.access import Bind
@@ -58,6 +59,19 @@ class WebFleet:
     def ws_url(self) -> str:
         return self.url.replace("http://", "ws://") + "/ws"
 
+    def draft(self, peer_index: int, amount_sat: int = 1_000_000) -> Draft:
+        """An open-channel proposal from the first companion, as the planner would submit."""
+        peer = self.hub_ids[peer_index]
+        return Draft(
+            kind="open-channel",
+            params={"peer": peer, "amount_sat": amount_sat},
+            reason=f"reach {peer[:8]} for the fleet",
+            cost=Cost(capital_sat=amount_sat, onchain_fee_sat=2_000),
+            proposer="test",
+            target=peer,
+            evidence={"target_channels": 10 + peer_index},
+        )
+
     async def open(self, index: int, peer: str, amount_sat: int = 1_000_000) -> None:
         node = self.companions[index].node
         await node.connect(peer)
@@ -66,7 +80,13 @@ class WebFleet:
 
 @asynccontextmanager
 async def web_fleet(
-    tmp: Path, size: int = 3, *, web: WebConfig | None = None, channels: int = 1
+    tmp: Path,
+    size: int = 3,
+    *,
+    web: WebConfig | None = None,
+    channels: int = 1,
+    governance: Governance = Governance.ADVISOR,
+    decisions: DecisionConfig | None = None,
 ) -> AsyncIterator[WebFleet]:
     """``size`` companions in one hive, each with ``channels`` confirmed channels, the first
     serving the web on an ephemeral loopback port with the token :data:`TOKEN`."""
@@ -86,6 +106,8 @@ async def web_fleet(
                     ping_interval_s=2.0,
                     gossip=FAST_GOSSIP,
                     web=web_config if i == 0 else WebConfig(),
+                    governance=governance if i == 0 else Governance.ADVISOR,
+                    decisions=decisions or DecisionConfig(),
                 ),
                 now_ms=sim_ms,
                 rng=random.Random(rng.getrandbits(64)),
