@@ -13,6 +13,7 @@ import trio
 import trio.testing
 
 from hive.demo import DemoOptions, run_demo, run_until_signalled
+from hive.web.access import DEFAULT_BIND, Bind, BindError, parse_bind
 
 
 def _positive_int(text: str) -> int:
@@ -81,7 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="keep the companions' data here (default: a temporary directory)",
     )
+    demo.add_argument(
+        "--web",
+        type=_bind,
+        default=DEFAULT_BIND,
+        metavar="HOST:PORT|off",
+        help=f"serve the live fleet view of the first companion here (default {DEFAULT_BIND})",
+    )
     return parser
+
+
+def _bind(text: str) -> Bind | None:
+    try:
+        return parse_bind(text)
+    except BindError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             duration_s=args.duration,
             channels_per_node=args.channels,
             data_dir=args.data_dir,
+            web=args.web,
         )
         main_fn = functools.partial(run_demo, options, sys.stdout)
         try:

@@ -9,6 +9,7 @@ minutes) happen in seconds.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import signal
@@ -25,6 +26,8 @@ from hive.config import HiveConfig
 from hive.node.port import ChannelState
 from hive.node.sim import Graph, SimNetwork, SimNode, generate_graph, load_mainnet
 from hive.runtime import Runtime
+from hive.web.access import Bind
+from hive.web.demo import announce, demo_web_config, propose_opens
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,8 @@ class DemoOptions:
     # Run SQLite on the trio thread: only for tests under an autojump clock, which would
     # otherwise jump ahead while a worker thread runs.
     store_inline: bool = False
+    # The first companion serves the live view here (None: no web server).
+    web: Bind | None = None
 
 
 def sim_clock_ms() -> int:
@@ -98,13 +103,17 @@ async def run_demo(
                 node,
                 Runtime(
                     node,
-                    HiveConfig(data_dir=base / node.alias, ping_interval_s=30.0),
+                    HiveConfig(
+                        data_dir=base / node.alias,
+                        ping_interval_s=30.0,
+                        web=demo_web_config(options.web if i == 0 else None, options.speed),
+                    ),
                     now_ms=sim_clock_ms,
                     rng=random.Random(rng.getrandbits(64)),
                     store_inline=options.store_inline,
                 ),
             )
-            for node in nodes
+            for i, node in enumerate(nodes)
         ]
         statuses: list[dict[str, Any]] = []
         async with trio.open_nursery() as nursery:
@@ -113,6 +122,20 @@ async def run_demo(
                 await nursery.start(companion.runtime.run)
             await _attach(nodes, graph, candidates, options, rng)
             await form_hive(companions, out)
+            if options.web is not None:
+                await announce(companions[0].runtime, out, timeout_s=5 * options.speed)
+                targets = [graph.node_ids[h] for h in candidates]
+                aliases = {graph.node_ids[h]: graph.aliases[h] for h in candidates}
+                nursery.start_soon(
+                    functools.partial(
+                        propose_opens,
+                        companions[0].runtime,
+                        targets,
+                        aliases,
+                        amount_sat=options.channel_sat,
+                        interval_s=60.0,
+                    )
+                )
             started = trio.current_time()
             with trio.move_on_after(
                 options.duration_s if options.duration_s is not None else float("inf")

@@ -45,12 +45,12 @@ def summarize(data: Mapping[str, Any]) -> str:
     params = data.get("params", {})
     target = data.get("target") or params.get("peer")
     amount = params.get("amount_sat") or params.get("amount_msat", 0) // 1000
-    parts = [str(data.get("kind"))]
+    parts = []
     if amount:
         parts.append(f"{int(amount):,} sat")
     if target:
         parts.append(f"to {str(target)[:12]}..")
-    return " ".join(parts)
+    return " ".join(parts) or str(data.get("kind"))
 
 
 def event_from_engine(event: EngineEvent) -> Event:

@@ -43,7 +43,7 @@ async def test_approve_from_the_feed_executes_through_the_engine(tmp_path: Path)
                 assert snap["type"] == "snapshot"
                 assert [p["id"] for p in snap["data"]] == [first.id]
                 assert snap["data"][0]["state"] == "pending"
-                assert snap["data"][0]["summary"].startswith("open-channel 1,000,000 sat")
+                assert snap["data"][0]["summary"].startswith("1,000,000 sat to ")
                 second = await engine.submit(fleet.draft(3))
                 new = await until(ws, lambda m: m.get("topic") == "proposals")
                 assert (new["type"], new["data"]["id"]) == ("new", second.id)

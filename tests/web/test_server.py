@@ -183,7 +183,11 @@ async def test_malformed_client_messages_get_a_reason(tmp_path: Path) -> None:
         async with web_fleet(tmp_path, size=1, channels=0) as fleet:
             async with open_websocket_url(fleet.ws_url, extra_headers=AUTH) as ws:
                 hello = json.loads(await ws.get_message())
-                assert hello == {"v": 1, "type": "hello", "topics": ["state", "events"]}
+                assert hello == {
+                    "v": 1,
+                    "type": "hello",
+                    "topics": ["state", "events", "proposals", "ledger"],
+                }
                 await ws.send_message("not json")
                 assert json.loads(await ws.get_message()) == feeds.error("not JSON")
                 await ws.send_message(feeds.encode({"v": 1, "type": "subscribe", "topics": ["x"]}))

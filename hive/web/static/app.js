@@ -128,8 +128,11 @@ function addEvent(event, prepend = true) {
 
 function renderProposals() {
   const list = document.getElementById("proposals");
-  const items = Object.values(proposals).sort((a, b) => (b.created_ms || 0) - (a.created_ms || 0));
-  const waiting = items.filter((p) => p.status === "pending").length;
+  const items = Object.values(proposals).sort((a, b) => {
+    const open = (p) => (p.state === "pending" ? 0 : 1);
+    return open(a) - open(b) || (b.created_ms || 0) - (a.created_ms || 0);
+  });
+  const waiting = items.filter((p) => p.state === "pending").length;
   document.getElementById("proposal-count").textContent = waiting ? `(${waiting})` : "";
   if (!items.length) {
     list.replaceChildren(text("li", "none", "empty"));
@@ -139,17 +142,22 @@ function renderProposals() {
     ...items.slice(0, 30).map((p) => {
       const li = document.createElement("li");
       li.dataset.proposal = p.id;
-      li.append(text("span", p.action || "proposal", "kind"), text("span", p.summary || p.id));
-      li.append(text("span", p.why || "", "why"));
-      if (p.status === "pending") {
+      li.dataset.state = p.state;
+      li.append(text("span", p.kind, "kind"), text("span", p.summary || p.id));
+      li.append(text("span", `why: ${p.reason}`, "why"));
+      if (p.state === "pending") {
+        if (p.held_by) li.append(text("span", `held by the ${p.held_by} limit`, "why"));
         const approve = text("button", "Approve", "approve");
         const reject = text("button", "Reject", "reject");
         approve.onclick = () => decide(p.id, "approve", [approve, reject]);
         reject.onclick = () => decide(p.id, "reject", [approve, reject]);
         li.append(approve, document.createTextNode(" "), reject);
       } else {
-        const outcome = p.outcome ? `${p.status}: ${p.outcome}` : p.status;
-        li.append(text("span", outcome, `outcome ${p.status}`));
+        li.append(text("span", p.state, `outcome ${p.state}`));
+        const d = p.decision;
+        if (d) li.append(text("span", `${d.approve ? "approved" : "rejected"} by ${d.by}: ${d.reason}`, "why"));
+        const o = p.outcome;
+        if (o) li.append(text("span", o.ok ? `done: ${(o.calls || []).join(", ")}` : `error: ${o.error}`, "why"));
       }
       return li;
     }),
@@ -174,6 +182,7 @@ function onMessage(raw) {
     console.warn("hive:", message.reason);
     return;
   }
+  if (message.type === "decided") return; // the proposals topic brings the new state
   const { topic, type, data } = message;
   if (topic === "state") {
     if (type === "snapshot") state = Object.assign(emptyState(), data);
@@ -190,9 +199,18 @@ function onMessage(raw) {
     renderProposals();
   } else if (topic === "ledger") {
     const list = document.getElementById("ledger");
-    const entries = type === "snapshot" ? data || [] : [data];
+    if (type === "snapshot") list.replaceChildren();
+    // Snapshots come newest first; each entry is put on top, so walk them oldest first.
+    const entries = type === "snapshot" ? [...(data || [])].reverse() : [data];
     for (const entry of entries) {
-      list.prepend(text("li", `${entry.kind || "entry"}: ${entry.summary || JSON.stringify(entry)}`));
+      const li = text("li", "");
+      li.append(
+        text("span", new Date(entry.at_ms).toISOString().slice(11, 19), "when"),
+        text("span", entry.entry, "kind"),
+        text("span", `${entry.kind || ""} ${entry.proposal_id || ""} by ${entry.actor}`, "id"),
+      );
+      list.prepend(li);
+      while (list.children.length > 50) list.lastChild.remove();
     }
   }
 }
