@@ -34,10 +34,11 @@ from hive.cln.events import CUSTOMMSG, EVENT_TOPICS
 from hive.cln.gateway import RpcGateway
 from hive.cln.node import ClnNode
 from hive.commands import CATALOGUE, Command, CommandError, CommandSpec, JsonDict
-from hive.config import GossipConfig, Governance, HiveConfig
+from hive.config import GossipConfig, Governance, HiveConfig, WebConfig
 from hive.errors import NodeError, TransientError
 from hive.governance.options import OPTIONS as DECISION_OPTIONS
 from hive.governance.options import DecisionOptionError, decisions_from_options
+from hive.web.access import DEFAULT_BIND, Bind, BindError, parse_bind
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,17 @@ def config_from_init(options: Mapping[str, Any], configuration: Mapping[str, Any
         log_level=level,
         gossip=GossipConfig(saturation_cap=cap, saturation_release=release),
         decisions=decisions,
+        web=WebConfig(bind=_web_bind(options)),
     )
+
+
+def _web_bind(options: Mapping[str, Any]) -> Bind | None:
+    """``hive-web-bind``: loopback by default, ``off`` for no web server."""
+    raw = options.get("hive-web-bind")
+    try:
+        return parse_bind(DEFAULT_BIND if raw in (None, "") else str(raw))
+    except BindError as exc:
+        raise OptionError(str(exc)) from None
 
 
 def _fraction(options: Mapping[str, Any], name: str, default: float) -> float:
@@ -295,6 +306,14 @@ def _register(plugin: Any, bridge: PluginBridge, specs: Sequence[CommandSpec]) -
         "hive-saturation-release",
         str(_DEFAULT_GOSSIP.saturation_release),
         "Fleet share below which a saturated target is considered for opens again; below the cap",
+        opt_type="string",
+    )
+
+    plugin.add_option(
+        "hive-web-bind",
+        DEFAULT_BIND,
+        "Where the live fleet view, its API, feeds and /metrics listen (HOST:PORT, [IPv6]:PORT, "
+        "or off); anything but loopback exposes them to whoever holds the token (hive-web-token)",
         opt_type="string",
     )
 
