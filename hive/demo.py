@@ -9,25 +9,27 @@ minutes) happen in seconds.
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
 import attrs
 import trio
 
-from hive.config import HiveConfig
+from hive.actors.demo_proposer import run_demo_proposer
+from hive.config import Governance, HiveConfig
+from hive.demo_governance import governance_lines, proposal_rows
 from hive.node.port import ChannelState
 from hive.node.sim import Graph, SimNetwork, SimNode, generate_graph, load_mainnet
 from hive.runtime import Runtime
 from hive.web.access import Bind
-from hive.web.demo import announce, demo_web_config, propose_opens
+from hive.web.demo import announce, demo_web_config
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,9 @@ class DemoOptions:
     onchain_sat: int = 20_000_000
     refresh_s: float = 1.0
     data_dir: Path | None = None
+    # The built-in demo proposer (hive/governance/demo_proposer.py) submits a proposal to each
+    # companion every ~`proposal_interval_s` simulated seconds; None turns it off.
+    proposal_interval_s: float | None = 600.0
     # Run SQLite on the trio thread: only for tests under an autojump clock, which would
     # otherwise jump ahead while a worker thread runs.
     store_inline: bool = False
@@ -107,6 +112,9 @@ async def run_demo(
                         data_dir=base / node.alias,
                         ping_interval_s=30.0,
                         web=demo_web_config(options.web if i == 0 else None, options.speed),
+                        # The first companion waits for the operator, the others decide
+                        # within the hard limits: the demo shows both.
+                        governance=Governance.ADVISOR if i == 0 else Governance.AUTONOMOUS,
                     ),
                     now_ms=sim_clock_ms,
                     rng=random.Random(rng.getrandbits(64)),
@@ -124,30 +132,36 @@ async def run_demo(
             await form_hive(companions, out)
             if options.web is not None:
                 await announce(companions[0].runtime, out, timeout_s=5 * options.speed)
-                targets = [graph.node_ids[h] for h in candidates]
-                aliases = {graph.node_ids[h]: graph.aliases[h] for h in candidates}
-                nursery.start_soon(
-                    functools.partial(
-                        propose_opens,
-                        companions[0].runtime,
+            targets = [graph.node_ids[h] for h in candidates]
+            every = options.proposal_interval_s
+            for companion in companions:
+                engine = companion.runtime.engine
+                if engine is not None and every is not None:
+                    await nursery.start(
+                        partial(run_demo_proposer, interval_s=every),
+                        engine,
                         targets,
-                        aliases,
-                        amount_sat=options.channel_sat,
-                        interval_s=60.0,
+                        random.Random(rng.getrandbits(64)),
                     )
-                )
             started = trio.current_time()
             with trio.move_on_after(
                 options.duration_s if options.duration_s is not None else float("inf")
             ):
                 while True:
                     statuses = await _snapshot(companions, graph)
-                    _show(out, render_table(statuses, trio.current_time() - started))
+                    table = render_table(statuses, trio.current_time() - started)
+                    _show(out, "\n".join([table, *_proposals(companions)]))
                     await trio.sleep(options.refresh_s * options.speed)
             statuses = await _snapshot(companions, graph)
-            _show(out, render_table(statuses, trio.current_time() - started))
+            table = render_table(statuses, trio.current_time() - started)
+            _show(out, "\n".join([table, *_proposals(companions)]))
             nursery.cancel_scope.cancel()
     return statuses
+
+
+def _proposals(companions: Sequence[Companion]) -> list[str]:
+    engines = [(c.node.alias, c.runtime.engine) for c in companions if c.runtime.engine]
+    return governance_lines(proposal_rows(engines))
 
 
 async def _attach(

@@ -1,23 +1,14 @@
-"""What ``hive demo`` adds for the live view: the first companion serves the page, the demo
-prints its address and token, and a demo-only proposer gives the operator something to decide.
-
-The proposer is not the planner (that is its own concern): every ``interval_s`` it proposes
-that the first companion open one channel to the largest well-connected node no member has a
-channel to yet, with that as its reason, and lets the engine route it (advisor mode: it waits
-for Approve in the page or ``hive-approve``). At most one of its proposals is open at a time.
-"""
+"""What ``hive demo`` adds for the live view: the first companion (the one in advisor mode,
+whose proposals wait for Approve) serves the page, and the demo prints its address and token."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import TextIO
 
 import trio
 
 from hive.config import WebConfig
-from hive.governance.api import EngineApi, Refused
-from hive.governance.proposal import Cost, Draft
 from hive.runtime import Runtime
 from hive.web.access import Bind
 
@@ -46,50 +37,4 @@ async def announce(runtime: Runtime, out: TextIO, *, timeout_s: float) -> None:
     print(f"web token: {web.token}  (hive-web-token shows it again)", file=out, flush=True)
 
 
-async def propose_opens(
-    runtime: Runtime,
-    candidates: Sequence[str],
-    aliases: dict[str, str],
-    *,
-    amount_sat: int,
-    interval_s: float,
-) -> None:
-    """Keep one open-channel proposal waiting for the operator (runs until cancelled)."""
-    engine: EngineApi | None = runtime.engine
-    if engine is None:
-        return
-    proposed: set[str] = set()  # each target once: a new channel is in no view until confirmed
-    while True:
-        mine = [s for s in engine.pending() if s.proposal.proposer == PROPOSER]
-        target = None if mine else _unreached(runtime, candidates, proposed)
-        if target is not None:
-            proposed.add(target)
-            name = aliases.get(target) or target[:12]
-            draft = Draft(
-                kind="open-channel",
-                params={"peer": target, "amount_sat": amount_sat},
-                reason=f"no member has a channel to {name}, one of the best-connected nodes",
-                cost=Cost(capital_sat=amount_sat, onchain_fee_sat=2_000),
-                proposer=PROPOSER,
-                target=target,
-                evidence={"alias": name},
-            )
-            try:
-                await engine.submit(draft)
-            except Refused as exc:
-                log.info("demo proposer: %s", exc.message)
-        await trio.sleep(interval_s)
-
-
-def _unreached(runtime: Runtime, candidates: Sequence[str], proposed: set[str]) -> str | None:
-    fleet = runtime.fleet
-    if fleet is None:
-        return None
-    reached = {t.target for t in fleet.view().targets}
-    for candidate in candidates:
-        if candidate not in reached and candidate not in proposed:
-            return candidate
-    return None
-
-
-__all__ = ["announce", "demo_web_config", "propose_opens"]
+__all__ = ["announce", "demo_web_config"]
