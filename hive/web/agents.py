@@ -114,6 +114,15 @@ class AgentEndpoint:
         self.connections = 0
         self.refused: collections.Counter[str] = collections.Counter()  # answers, by reason
         self.answers = 0
+        self._changed = trio.Event()
+
+    async def wait_changed(self) -> None:
+        """Return when an agent next connects or leaves."""
+        await self._changed.wait()
+
+    def _note_change(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
 
     def status(self) -> dict[str, Any]:
         return {
@@ -149,6 +158,7 @@ class AgentEndpoint:
         refusals = 0
         try:
             async with self.engine.deciders.attached(agent):
+                self._note_change()
                 while True:
                     event = await receive()
                     if event["type"] == "websocket.disconnect":
@@ -180,6 +190,7 @@ class AgentEndpoint:
         finally:
             agent.close()
             self.agents.pop(agent.name, None)
+            self._note_change()
 
 
 __all__ = ["AgentEndpoint", "WsAgent"]
