@@ -201,6 +201,8 @@ def events_between(old: State, new: State, now_ms: int) -> list[Event]:
     closed (edges appearing in or leaving a member's record), claims clamped, targets ignored
     for saturation or released. Deterministic order (by section, then key)."""
     events: list[Event] = []
+    if not old.get("fleet"):
+        return events  # the first look at the fleet: what is there already is not news
     before, after = old.get("members", {}), new.get("members", {})
     for nid in sorted(set(after) - set(before)):
         events.append(Event("member-joined", now_ms, "admitted to the roster", nid))

@@ -268,7 +268,7 @@ class WebServer:
     async def _http(self, scope: Scope, send: Send) -> None:
         path = scope["path"]
         method = scope["method"]
-        if method not in ("GET", "HEAD"):
+        if method != "GET":
             await _respond(send, 405, b"only GET is served here\n", "text/plain")
             return
         if path == "/" or path.startswith("/static/"):
