@@ -83,16 +83,23 @@ def drive(url: str, screenshot: Path) -> dict[str, Any]:
             # Locators, not wait_for_function: the page's CSP forbids evaluating strings.
             page.locator("#members tbody tr").nth(3).wait_for(timeout=20_000)
             members = page.locator("#members tbody tr").count()
-            approve = page.locator('#proposals li[data-state="pending"] button.approve').first
-            approve.wait_for(timeout=30_000)
-            item = page.locator('#proposals li[data-state="pending"]').first
-            proposal = item.get_attribute("data-proposal")
-            approve.click()
-            done = page.locator(
-                f'#proposals li[data-proposal="{proposal}"][data-state="succeeded"]'
-            )
-            done.wait_for(timeout=30_000)
-            outcome = done.inner_text()
+            # Approve waiting proposals until one executes: the demo proposer's confidence is
+            # random, and one below the min-confidence limit is approved but held (shown so).
+            outcome = None
+            for _ in range(4):
+                item = page.locator('#proposals li[data-state="pending"]').first
+                item.locator("button.approve").wait_for(timeout=30_000)
+                proposal = item.get_attribute("data-proposal")
+                item.locator("button.approve").click()
+                mine = page.locator(f'#proposals li[data-proposal="{proposal}"]')
+                for _ in range(300):  # up to 60 s: executed, failed, or held by a limit
+                    state, shown = mine.get_attribute("data-state"), mine.inner_text()
+                    if state in ("succeeded", "failed") or "held by the" in shown:
+                        break
+                    page.wait_for_timeout(200)
+                if state == "succeeded":
+                    outcome = shown
+                    break
             # Channels drawn once confirmed (ten simulated minutes: 20 s here).
             page.locator("#graph line").nth(7).wait_for(state="attached", timeout=40_000)
             lines = page.locator("#graph line").count()
@@ -136,6 +143,7 @@ async def test_demo_fleet_in_chromium(tmp_path: Path, fast_clock: trio.testing.M
         nursery.cancel_scope.cancel()
     assert seen["members"] == 4
     assert seen["errors"] == []
+    assert seen["outcome"] is not None, "no approved proposal executed"
     assert "succeeded" in seen["outcome"]
     assert "approved by operator:web" in seen["outcome"]
     assert seen["lines"] >= 8

@@ -144,7 +144,9 @@ function renderProposals() {
       li.dataset.proposal = p.id;
       li.dataset.state = p.state;
       li.append(text("span", p.kind, "kind"), text("span", p.summary || p.id));
-      li.append(text("span", `why: ${p.reason}`, "why"));
+      const figures = [`why: ${p.reason}`];
+      if (typeof p.confidence === "number") figures.push(`confidence ${Math.round(p.confidence * 100)}%`);
+      li.append(text("span", figures.join(" · "), "why"));
       if (p.state === "pending") {
         if (p.held_by) li.append(text("span", `held by the ${p.held_by} limit`, "why"));
         const approve = text("button", "Approve", "approve");
@@ -154,6 +156,7 @@ function renderProposals() {
         li.append(approve, document.createTextNode(" "), reject);
       } else {
         li.append(text("span", p.state, `outcome ${p.state}`));
+        if (p.held_by) li.append(text("span", `held by the ${p.held_by} limit`, "why"));
         const d = p.decision;
         if (d) li.append(text("span", `${d.approve ? "approved" : "rejected"} by ${d.by}: ${d.reason}`, "why"));
         const o = p.outcome;
