@@ -4,7 +4,7 @@ and ``hive-reject`` use), recorded as decided by ``operator:web``.
 
 The engine never waits for a subscriber (a full subscription loses events, counted by the
 engine), so the feed does not rely on every event arriving: each refresh also re-reads the
-engine's pending proposals, and the ledger topic re-reads the ledger's newest entries after
+engine's open and recent proposals, and the ledger topic re-reads the ledger's newest entries after
 every event, sending those it has not sent yet.
 """
 
@@ -87,7 +87,6 @@ class ProposalFeed:
         self.engine = engine
         self.hub = hub
         self.ledger = ledger
-        self._final: collections.OrderedDict[str, JsonDict] = collections.OrderedDict()
         self._ledger_seq = 0
         self._ledger_recent: collections.deque[JsonDict] = collections.deque(maxlen=LEDGER_SNAPSHOT)
         hub.serve_topic("proposals")
@@ -97,7 +96,8 @@ class ProposalFeed:
     def snapshot(self) -> list[JsonDict]:
         """Open proposals (oldest first), then recent final ones (newest first)."""
         open_ = [proposal_json(s) for s in self.engine.pending()]
-        return open_ + list(reversed(self._final.values()))
+        final = [proposal_json(s) for s in reversed(self.engine.recent()[-RECENT_FINAL:])]
+        return open_ + final
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.hub.set_snapshot("proposals", self.snapshot())
@@ -110,11 +110,6 @@ class ProposalFeed:
     async def _on_event(self, event: EngineEvent) -> None:
         if event.status is not None:
             data = proposal_json(event.status)
-            if event.status.state.final:
-                self._final[data["id"]] = data
-                self._final.move_to_end(data["id"])
-                while len(self._final) > RECENT_FINAL:
-                    self._final.popitem(last=False)
             self.hub.publish("proposals", event.kind.value, data, snapshot=self.snapshot())
         self.hub.publish_event(event_from_engine(event))
         await self._read_ledger(LEDGER_PAGE)
