@@ -103,6 +103,10 @@ def drive(url: str, screenshot: Path) -> dict[str, Any]:
             # Channels drawn once confirmed (ten simulated minutes: 20 s here).
             page.locator("#graph line").nth(7).wait_for(state="attached", timeout=40_000)
             lines = page.locator("#graph line").count()
+            # A member's own channels, listed when its row is clicked.
+            page.locator("#members tbody tr").first.click()
+            page.locator("#member-channels tbody tr").nth(1).wait_for(timeout=10_000)
+            channel_rows = page.locator("#member-channels tbody tr").all_inner_texts()
             events = page.locator("#events li").all_inner_texts()
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)
@@ -111,6 +115,7 @@ def drive(url: str, screenshot: Path) -> dict[str, Any]:
                 "proposal": proposal,
                 "outcome": outcome,
                 "lines": lines,
+                "channel_rows": channel_rows,
                 "events": events,
                 "errors": errors,
                 "requests": requests,
@@ -147,6 +152,8 @@ async def test_demo_fleet_in_chromium(tmp_path: Path, fast_clock: trio.testing.M
     assert "succeeded" in seen["outcome"]
     assert "approved by operator:web" in seen["outcome"]
     assert seen["lines"] >= 8
+    assert len(seen["channel_rows"]) >= 2
+    assert all("%" in row for row in seen["channel_rows"])
     assert any("proposal-outcome" in e for e in seen["events"])
     # No request leaves the companion (fonts, CDNs), and the token left the address bar.
     origin = out.url.split("/#")[0]

@@ -10,6 +10,7 @@ let proposals = {};
 let socket = null;
 let drawPending = false;
 let retryMs = 500;
+let chosenMember = null;
 
 function emptyState() {
   return Object.fromEntries(SECTIONS.map((s) => [s, {}]));
@@ -85,6 +86,11 @@ function renderMembers(self) {
     ...rows.map(([id, m]) => {
       const tr = document.createElement("tr");
       tr.dataset.member = id;
+      if (id === chosenMember) tr.classList.add("chosen");
+      tr.onclick = () => {
+        chosenMember = chosenMember === id ? null : id;
+        renderMembers(self);
+      };
       const name = text("td", shortId(id) + (id === self ? " ★" : ""), "id");
       if (id === self) name.classList.add("self");
       name.title = id;
@@ -109,6 +115,29 @@ function renderMembers(self) {
       return tr;
     }),
   );
+  renderChannels();
+}
+
+function renderChannels() {
+  const box = document.getElementById("member-channels");
+  const channels = chosenMember ? state.channels[chosenMember] : null;
+  box.hidden = !chosenMember;
+  if (!chosenMember) return;
+  const edges = channels ? channels.edges : [];
+  const more = channels && channels.total > edges.length ? ` (largest ${edges.length} of ${channels.total})` : "";
+  document.getElementById("member-channels-title").textContent =
+    `Channels of ${shortId(chosenMember)}${more}`;
+  box.querySelector("tbody").replaceChildren(
+    ...edges.map((e) => {
+      const tr = document.createElement("tr");
+      const peer = text("td", shortId(e.peer), "id");
+      peer.title = e.peer;
+      tr.append(peer, text("td", sat(e.capacity_sat), "num"),
+        text("td", `${Math.round(e.local_share_ppm / 1e4)}%`, "num"));
+      return tr;
+    }),
+  );
+  if (!edges.length) box.querySelector("tbody").append(text("tr", "no published channels", "empty"));
 }
 
 function addEvent(event, prepend = true) {
