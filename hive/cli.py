@@ -28,6 +28,7 @@ import attrs
 
 from hive import __version__, demo
 from hive.commands import CATALOGUE
+from hive.web.access import DEFAULT_BIND, Bind, BindError, parse_bind
 
 PROG = "hive"
 
@@ -97,6 +98,14 @@ def _demo_configure(parser: argparse.ArgumentParser) -> None:
         help="keep the companions' keys and databases here; a rerun with the same options "
         "resumes the same fleet (default: a temporary directory, removed at exit)",
     )
+    parser.add_argument(
+        "--web",
+        type=_bind,
+        default=DEFAULT_BIND,
+        metavar="HOST:PORT|off",
+        help=f"serve the first companion's live fleet view here (default {DEFAULT_BIND}; "
+        "the demo shows its address and token)",
+    )
 
 
 def _demo_run(args: argparse.Namespace) -> int:
@@ -108,6 +117,7 @@ def _demo_run(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         channels_per_node=args.channels,
         data_dir=args.data_dir,
+        web=args.web,
     )
     failure: BaseException | None = None
     try:
@@ -187,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
         command.configure(configure)
         configure.set_defaults(run=command.run)
     return parser
+
+
+def _bind(text: str) -> Bind | None:
+    try:
+        return parse_bind(text)
+    except BindError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -140,6 +140,11 @@ CATALOGUE: tuple[CommandSpec, ...] = (
     CommandSpec(
         "hive-why", "id", "The whole story of proposal ID: why, who decided, what it cost."
     ),
+    CommandSpec(
+        "hive-web-token",
+        "",
+        "The token web clients present, and the live fleet view's address (hive-web-bind).",
+    ),
 )
 
 

@@ -9,6 +9,7 @@ import attrs
 
 from hive.fleet.rebalance import RebalancePolicy
 from hive.governance.limits import Limits
+from hive.web.access import Bind
 
 
 class Governance(enum.Enum):
@@ -110,6 +111,20 @@ class DecisionConfig:
 
 
 @attrs.frozen
+class WebConfig:
+    """The web server (``hive/web/``): where it listens and the bounds that protect the
+    companion. ``bind`` None (the default here, so tests and embedders opt in) serves nothing;
+    the plugin's ``hive-web-bind`` defaults to loopback."""
+
+    bind: Bind | None = None
+    refresh_s: float = 2.0  # how often the state topic is recomputed (trio clock)
+    max_clients: int = 64
+    queue_size: int = 256  # messages waiting per client before it is dropped as slow
+    max_message_bytes: int = 8 * 1024 * 1024
+    close_timeout_s: float = 2.0
+
+
+@attrs.frozen
 class HiveConfig:
     data_dir: Path
     governance: Governance = Governance.ADVISOR
@@ -120,3 +135,4 @@ class HiveConfig:
     gossip: GossipConfig = attrs.field(factory=GossipConfig)
     rebalance: RebalanceConfig = attrs.field(factory=RebalanceConfig)
     decisions: DecisionConfig = attrs.field(factory=DecisionConfig)
+    web: WebConfig = attrs.field(factory=WebConfig)

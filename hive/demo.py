@@ -45,6 +45,8 @@ from hive.node.port import ChannelState
 from hive.node.sim import Graph, GraphFileError, SimNetwork, SimNode, generate_graph, load_mainnet
 from hive.node.sim.graph import GRAPH_ENV
 from hive.runtime import Runtime
+from hive.web.access import Bind
+from hive.web.demo import announce, demo_web_config
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,8 @@ class DemoOptions:
     # The built-in demo proposer (hive/governance/demo_proposer.py) submits a proposal to each
     # companion every ~`proposal_interval_s` simulated seconds; None turns it off.
     proposal_interval_s: float | None = 600.0
+    # The first companion serves the live view here (None: no web server).
+    web: Bind | None = None
 
     def check(self) -> None:
         """Raise DemoError for options the demo cannot run with (before anything starts)."""
@@ -204,6 +208,7 @@ async def run_demo(
                     HiveConfig(
                         data_dir=base / node.alias,
                         ping_interval_s=30.0,
+                        web=demo_web_config(options.web if i == 0 else None, options.speed),
                         # The first companion waits for the operator, the others decide
                         # within the hard limits: the demo shows both.
                         governance=Governance.ADVISOR if i == 0 else Governance.AUTONOMOUS,
@@ -243,6 +248,12 @@ async def run_demo(
                 nursery.start_soon(redraw_every_refresh)
                 await _attach(nodes, graph, candidates, options, rng)
                 await form_hive(companions, screen)
+                if options.web is not None:
+                    await announce(
+                        companions[0].runtime,
+                        lambda text: screen.log.add("demo", "web", text, pinned=True),
+                        timeout_s=5 * options.speed,
+                    )
                 await _start_proposers(nursery, companions, graph, candidates, options, rng)
                 for companion in companions:
                     nursery.start_soon(_log_engine_events, companion, screen)

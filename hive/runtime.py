@@ -60,6 +60,7 @@ from hive.protocol.wire.facade import HiveWire
 from hive.rebalance_commands import rebalance_command
 from hive.store import open_store
 from hive.supervisor import Backoff, Supervisor, actor
+from hive.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,9 @@ class Runtime:
         self.decision_http: DecisionHttp | None = None
         self.feepolicy: FeePolicyActor | None = None
         self.rebalancer: Rebalancer | None = None
+        self.web: WebServer | None = None
+        # The web token; None: loaded from (or created in) the data directory.
+        self.web_token: str | None = None
         self.ready = trio.Event()
 
     # ------------------------------------------------------------------------------------------
@@ -225,6 +229,15 @@ class Runtime:
                     await supervisor.start("decision-http", self.decision_http.run)
                 await supervisor.start("feepolicy", feepolicy.run, inbox=feepolicy.events)
                 await supervisor.start("rebalancer", rebalancer.run, inbox=rebalancer.events)
+                if self.config.web.bind is not None:
+                    self.web = WebServer(
+                        self,
+                        self.config.web,
+                        data_dir=self.config.data_dir,
+                        now_ms=self._now_ms,
+                        token=self.web_token,
+                    )
+                    await supervisor.start("web", self.web.run)
                 log.info("hive companion for %s is running", info.node_id)
                 self.events.emit("started", f"companion running for node {info.node_id}")
                 self.ready.set()
@@ -260,6 +273,7 @@ class Runtime:
             Command(spec("hive-status"), self._cmd_status),
             Command(spec("hive-state"), self._cmd_state),
             Command(spec("hive-rebalance"), self._cmd_rebalance),
+            Command(spec("hive-web-token"), self._cmd_web_token),
         ]
         for name, method in handlers.items():
             bound.append(Command(spec(name), self._membership_handler(name, method)))
@@ -333,6 +347,18 @@ class Runtime:
             raise CommandError(CommandError.NOT_READY, "hive-rebalance: the companion is starting")
         return await rebalance_command(self.rebalancer, self.feepolicy, params)
 
+    async def _cmd_web_token(self, params: Mapping[str, Any]) -> JsonDict:
+        """`hive-web-token`: the token every web client presents, and the page's address."""
+        Params("hive-web-token", params, ())
+        web = self.web
+        if web is None:
+            raise CommandError(
+                CommandError.NOT_FOUND, "hive-web-token: the web server is off (hive-web-bind=off)"
+            )
+        if web.token is None:
+            raise CommandError(CommandError.NOT_READY, "hive-web-token: the web server is starting")
+        return {"token": web.token, "url": web.view_url(), "listening": web.url, "error": web.error}
+
     def command(self, name: str) -> Callable[[Mapping[str, Any]], Awaitable[JsonDict]]:
         """The handler of one command (for in-process callers such as the demo and tests)."""
         for bound in self.commands():
@@ -402,4 +428,5 @@ class Runtime:
             "gossip": {**self.gossip.status(), **self.fleet.status()},
             "decisions": decisions,
             "member_fees": self.feepolicy.status() if self.feepolicy else None,
+            **({"web": self.web.status()} if self.web is not None else {}),
         }

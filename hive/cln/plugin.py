@@ -34,10 +34,11 @@ from hive.cln.gateway import RpcGateway
 from hive.cln.node import ClnNode
 from hive.cln.pyln_glue import HivePlugin, answer_error, use_lightningd_levels
 from hive.commands import CATALOGUE, Command, CommandError, CommandSpec, JsonDict
-from hive.config import GossipConfig, Governance, HiveConfig, RebalanceConfig
+from hive.config import GossipConfig, Governance, HiveConfig, RebalanceConfig, WebConfig
 from hive.errors import NodeError, TransientError
 from hive.governance.options import OPTIONS as DECISION_OPTIONS
 from hive.governance.options import DecisionOptionError, decisions_from_options
+from hive.web.access import DEFAULT_BIND, Bind, BindError, parse_bind
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ def config_from_init(options: Mapping[str, Any], configuration: Mapping[str, Any
             ),
         ),
         decisions=decisions,
+        web=WebConfig(bind=_web_bind(options)),
     )
 
 
@@ -133,6 +135,15 @@ def _fee(options: Mapping[str, Any], name: str, maximum: int) -> int:
     if value > maximum:
         raise OptionError(f"{name} must be at most {maximum}, got {raw!r}")
     return value
+
+
+def _web_bind(options: Mapping[str, Any]) -> Bind | None:
+    """``hive-web-bind``: loopback by default, ``off`` for no web server."""
+    raw = options.get("hive-web-bind")
+    try:
+        return parse_bind(DEFAULT_BIND if raw in (None, "") else str(raw))
+    except BindError as exc:
+        raise OptionError(str(exc)) from None
 
 
 def _fraction(options: Mapping[str, Any], name: str, default: float) -> float:
@@ -334,6 +345,14 @@ def _register(plugin: Any, bridge: PluginBridge, specs: Sequence[CommandSpec]) -
         "hive-member-fee-base-msat",
         "0",
         "Base fee (msat) charged to fleet members on our channels with them (0..100000)",
+        opt_type="string",
+    )
+
+    plugin.add_option(
+        "hive-web-bind",
+        DEFAULT_BIND,
+        "Where the live fleet view, its API, feeds and /metrics listen (HOST:PORT, [IPv6]:PORT, "
+        "or off); anything but loopback exposes them to whoever holds the token (hive-web-token)",
         opt_type="string",
     )
 

@@ -36,6 +36,7 @@ async def test_manifest_and_init(network: Network) -> None:
         "hive-saturation-release",
         "hive-member-fee-ppm",
         "hive-member-fee-base-msat",
+        "hive-web-bind",
         *(o.name for o in DECISION_OPTIONS),
     }
     assert [o["name"] for o in manifest["options"] if o.get("multi")] == ["hive-webhook-url"]
@@ -297,3 +298,11 @@ async def _join_error(ld: LightningdDouble, ticket: str) -> str:
     with pytest.raises(PluginCallError) as info:
         await ld.call_plugin("hive-join", {"ticket": ticket})
     return str(info.value)
+
+
+async def test_invalid_web_bind_disables_the_plugin(network: Network) -> None:
+    ld = LightningdDouble(network, "alice")
+    with trio.fail_after(START):
+        async with ld.running(ECHO_PLUGIN, {"hive-web-bind": "example.org:80"}):
+            result = ld.init_result
+    assert "hive-web-bind: 'example.org' is not an IP address" in result["disable"]

@@ -32,6 +32,7 @@ HIVE_OPTIONS = (
     "hive-saturation-release",
     "hive-member-fee-ppm",
     "hive-member-fee-base-msat",
+    "hive-web-bind",
 )
 
 
@@ -299,3 +300,31 @@ def test_governance_commands_and_options_on_a_real_node(
     status = node.rpc.call("hive-status")
     assert status["paused"] is None
     assert set(status["decisions"]["webhooks"]) == {"http://127.0.0.1:9/a", "http://127.0.0.1:9/b"}
+
+
+def test_live_view_api_and_token_on_a_real_node(
+    node_factory: Any, hive_plugin: Path, tmp_path: Path
+) -> None:
+    import httpx
+    from pyln.testing.utils import wait_for
+
+    data_dir = tmp_path / "hive-data"
+    node = node_factory.get_node(
+        options={
+            "plugin": str(hive_plugin),
+            "hive-data-dir": str(data_dir),
+            "hive-web-bind": "127.0.0.1:0",
+        }
+    )
+    wait_for(lambda: node.rpc.call("hive-web-token")["listening"] is not None)
+    answer = node.rpc.call("hive-web-token")
+    base = answer["listening"]
+    assert answer["url"] == f"{base}/#token={answer['token']}"
+    assert stat.S_IMODE((data_dir / "web_token").stat().st_mode) == 0o600
+    auth = {"Authorization": f"Bearer {answer['token']}"}
+    status = httpx.get(f"{base}/api/status", headers=auth, timeout=10).json()
+    assert status["node_id"] == node.info["id"]
+    assert httpx.get(f"{base}/api/status", timeout=10).status_code == 401
+    metrics = httpx.get(f"{base}/metrics", headers=auth, timeout=10).text
+    assert 'hive_actor_running{actor="web"} 1.0' in metrics
+    assert httpx.get(f"{base}/", timeout=10).status_code == 200

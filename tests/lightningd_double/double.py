@@ -274,6 +274,9 @@ class LightningdDouble:
             await self.send_init(options)
 
     async def send_init(self, options: dict[str, Any]) -> Any:
+        # Like a node configured with hive-web-bind=127.0.0.1:0: the web server really binds,
+        # on a port of its own, so doubles side by side (and a demo) never collide.
+        options = {"hive-web-bind": "127.0.0.1:0", **options}
         values = {}
         for opt in self.manifest.get("options", []):
             name = opt["name"]
