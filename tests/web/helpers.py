@@ -23,6 +23,7 @@ from trio_websocket import ConnectionRejected, open_websocket_url
 
 from hive.config import DecisionConfig, GossipConfig, Governance, HiveConfig, WebConfig
 from hive.demo import Companion, form_hive, hubs
+from hive.demo_screen import Screen
 from hive.governance.proposal import Cost, Draft
 from hive.node.sim import SimNetwork, SimNode, generate_graph
 from hive.runtime import Runtime
@@ -121,7 +122,7 @@ async def web_fleet(
         fleet = WebFleet(network, companions, [graph.node_ids[h] for h in hubs(graph, 12)])
         with trio.fail_after(20):
             await fleet.web.listening.wait()
-            await form_hive(companions, io.StringIO())
+            await form_hive(companions, Screen(io.StringIO(), trio.current_time))
             for i in range(size):
                 for c in range(channels):
                     await fleet.open(i, fleet.hub_ids[(i * channels + c) % len(fleet.hub_ids)])
