@@ -32,6 +32,7 @@ import nacl.signing
 import trio
 
 from hive import keys
+from hive.actors.admission import wire_admission
 from hive.actors.fleetstate import FleetState
 from hive.actors.gossip import Gossip
 from hive.actors.liveness import Liveness
@@ -116,7 +117,7 @@ class Runtime:
                 config=self.config.membership,
             )
             await membership.load()
-            transport.set_admission(membership.admit)
+            wire_admission(transport, membership)  # before decoding, and after
             liveness = Liveness(
                 transport,
                 membership.fleet_peers,
