@@ -116,16 +116,19 @@ class Transport:
         self,
         *,
         is_member_key: Callable[[bytes], bool],
+        is_member_peer: Callable[[NodeId], bool],
         gate: Callable[[str, Envelope], str | None],
     ) -> None:
         """Who the members are, before any frame is decoded (wiring time only).
 
-        ``is_member_key`` keeps the members' replay state apart from everyone else's, so no
-        number of outsiders can displace it; ``gate`` refuses a verified frame from its claimed
-        sender and kind before the replay guard is touched (see :meth:`HiveWire.set_gate`).
-        The admission set with :meth:`set_admission` still runs on the decoded message.
+        ``is_member_key`` keeps the members' replay state apart from everyone else's and
+        ``is_member_peer`` their partial fragmented messages, so no number of outsiders can
+        displace or starve them; ``gate`` refuses a verified frame from its claimed sender and
+        kind before the replay guard is touched (see :meth:`HiveWire.set_gate`). The admission
+        set with :meth:`set_admission` still runs on the decoded message.
         """
         self._wire.replay.set_member_check(is_member_key)
+        self._wire.reassembler.set_member_check(is_member_peer)
         self._wire.set_gate(gate)
 
     def subscribe_events(self, inbox: Inbox[NodeEvent]) -> None:
