@@ -70,6 +70,11 @@ class IntRange(_Validator):
         if not self.lo <= value <= self.hi:
             raise ValueError(f"{name}: {value} is outside [{self.lo}, {self.hi}]")
 
+    def __call__(self, instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        # The common case without the adapter's extra call: validators run on every receive.
+        if type(value) is not int or not self.lo <= value <= self.hi:
+            self.check(value, attribute.name)
+
 
 @attrs.frozen
 class IsBool(_Validator):
@@ -96,6 +101,10 @@ class BytesLen(_Validator):
             raise _type_error(name, "byte string", value)
         if not self.min_len <= len(value) <= self.max_len:
             raise ValueError(f"{name}: {len(value)} bytes, expected {self.min_len}..{self.max_len}")
+
+    def __call__(self, instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if type(value) is not bytes or not self.min_len <= len(value) <= self.max_len:
+            self.check(value, attribute.name)
 
 
 @attrs.frozen
