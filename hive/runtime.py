@@ -103,7 +103,7 @@ class Runtime:
             wire = HiveWire(
                 signing_key,
                 first_seq=await starting_seq(store, self._now_ms()),
-                replay=await load_replay(store),
+                replay=await load_replay(store, now_ms=self._now_ms()),
             )
             transport = Transport(self.node, wire, now_ms=self._now_ms, rng=self._rng)
             membership = Membership(

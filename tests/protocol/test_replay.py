@@ -256,6 +256,20 @@ def test_malformed_snapshot_refused(snapshot: dict[str, object]) -> None:
         ReplayGuard.from_snapshot(snapshot)
 
 
+def test_a_restart_refuses_every_frame_timestamped_before_it() -> None:
+    guard = ReplayGuard(ReplayConfig(window=64))
+    assert _reason(guard, A, 10, NOW - 5) is None  # saved in a snapshot
+    restored = ReplayGuard.from_snapshot(guard.snapshot())
+    # Frames accepted after that snapshot, before a crash: the restored state never saw them.
+    restored.restarted(NOW + 1_000)
+    assert _reason(restored, A, 11, NOW, now=NOW + 1_000) == "stale"  # tracked sender
+    assert _reason(restored, B, 1, NOW, now=NOW + 1_000) == "stale"  # untracked sender
+    assert _reason(restored, A, 11, NOW + 999, now=NOW + 1_000) == "stale"
+    assert _reason(restored, A, 11, NOW + 1_000, now=NOW + 1_000) is None  # from the restart on
+    assert _reason(restored, B, 1, NOW + 1_000, now=NOW + 1_000) is None
+    assert restored.outsider_floor_ms < NOW + 1_000  # still not past the clock
+
+
 def test_first_seq_is_monotonic_across_restarts() -> None:
     assert first_seq(None, NOW) == NOW * 1000
     assert first_seq(5, NOW) == NOW * 1000

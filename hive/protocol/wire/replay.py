@@ -295,6 +295,23 @@ class ReplayGuard:
                 )
             partition.evict(victim)
 
+    def restarted(self, now_ms: int) -> None:
+        """The receiver (re)starts at ``now_ms`` with this state, which may be older than its
+        last accepted frames (saved only now and then): from now on every frame timestamped
+        before ``now_ms`` is refused as "stale", from tracked and untracked senders alike.
+
+        A frame accepted before a crash was timestamped at most its acceptance time plus how
+        far its sender dated it ahead of our clock, so it can be accepted again only if dated
+        further ahead than we were down (never more than ``max_skew_ms``): a sender whose clock
+        is not ahead of ours by more than our downtime cannot have its frames replayed at all.
+        Frames a sender dates before our restart (its clock behind ours, or sent while we were
+        down) are refused until its clock passes that moment."""
+        floor = now_ms - 1
+        for partition in (self._members, self._others):
+            partition.floor_ms = max(partition.floor_ms, floor)
+            for state in partition.senders.values():
+                state.floor_ms = max(state.floor_ms, floor)
+
     def snapshot(self) -> dict[str, Any]:
         """The whole state as plain JSON-able data (members first, each in arrival order)."""
         return {
