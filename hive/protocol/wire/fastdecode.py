@@ -27,6 +27,7 @@ somewhere, accepts it): the fast path can only make valid input cheaper, never c
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -82,6 +83,7 @@ _SEMANTIC[55799] = _refuse_tag
 
 
 def _loads(payload: bytes) -> Any:
+    # Trailing bytes are left alone by cbor2.loads; the size check in fast_decode sees them.
     return cbor2.loads(
         payload,
         tag_hook=_refuse_tag,
@@ -192,18 +194,67 @@ def _make_class_reader(cls: type[Any]) -> Reader:
     constant = head_len(len(fields)) + sum(
         head_len(len(name.encode())) + len(name.encode()) for name in order
     )
-    plan: list[tuple[str, Reader]] = []
+    readers: list[Reader] = []  # in the deterministic key order, which the map's order is
+    names = [field.name for field in fields]
+    to_fields = operator.itemgetter(*[order.index(name) for name in names])
+    same_order = tuple(names) == order
 
     def read(value: Any, size: list[int]) -> Any:
         if type(value) is not dict or tuple(value) != order:
             raise _NotCanonical(f"not a {cls.__name__} map in deterministic order")
         size[0] += constant
+        values = [reader(item, size) for reader, item in zip(readers, value.values(), strict=True)]
         # Positional, in the class's field order (attrs' __init__ takes them so).
-        return cls(*[reader(value[name], size) for name, reader in plan])
+        if same_order:
+            return cls(*values)
+        picked = to_fields(values)
+        return cls(*picked) if len(names) > 1 else cls(picked)
 
+    by_name = {field.name: field for field in fields}
+    validators = [by_name[name].validator for name in order]
+    if same_order and all(type(v) in _FLAT for v in validators):
+        return _flat_reader(cls, order, constant, [_FLAT[type(v)] for v in validators])
     # Filled after `read` exists, so a record class that (indirectly) holds itself terminates.
     _CLASS_READERS[cls] = read
-    plan.extend((field.name, _reader(field.validator)) for field in fields)
+    readers.extend(_reader(validator) for validator in validators)
+    return read
+
+
+_INT, _BYTES, _TEXT, _BOOL = range(4)
+_FLAT = {IntRange: _INT, BytesLen: _BYTES, TextLen: _TEXT, IsBool: _BOOL}
+
+
+def _flat_reader(cls: type[Any], order: tuple[str, ...], constant: int, kinds: list[int]) -> Reader:
+    """A reader for a class whose fields are all plain integers, byte strings, texts or
+    booleans (most records): the same checks as the general readers, in one loop."""
+
+    def read(value: Any, size: list[int]) -> Any:
+        if type(value) is not dict or tuple(value) != order:
+            raise _NotCanonical(f"not a {cls.__name__} map in deterministic order")
+        total = constant
+        values = list(value.values())
+        for item, kind in zip(values, kinds, strict=True):
+            if kind == _INT:
+                if type(item) is not int:
+                    raise _NotCanonical("not an integer")
+                total += 1 if 0 <= item < 24 else _int_size(item)
+            elif kind == _BYTES:
+                if type(item) is not bytes:
+                    raise _NotCanonical("not a byte string")
+                length = len(item)
+                total += (1 if length < 24 else head_len(length)) + length
+            elif kind == _TEXT:
+                if type(item) is not str:
+                    raise _NotCanonical("not text")
+                length = len(item) if item.isascii() else len(item.encode("utf-8"))
+                total += (1 if length < 24 else head_len(length)) + length
+            elif type(item) is not bool:
+                raise _NotCanonical("not a boolean")
+            else:
+                total += 1
+        size[0] += total
+        return cls(*values)
+
     return read
 
 
