@@ -8,6 +8,7 @@ minutes ahead of the clock (the most the freshness window allows).
 from __future__ import annotations
 
 import random
+import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,10 +19,12 @@ import trio.testing
 
 from hive.config import HiveConfig
 from hive.node.sim import SimNetwork, SimNode, generate_graph
+from hive.protocol.gossip.state import Liquidity, MemberState, PeerEdge, StateSnapshot
 from hive.protocol.membership import Hello
 from hive.protocol.messages import REGISTRY, Ping
 from hive.protocol.wire.codec import encode_message
 from hive.protocol.wire.envelope import HIVE_MSG_TYPE, sign_frame
+from hive.protocol.wire.fragment import MAX_CHUNK
 from hive.runtime import Runtime
 
 EPOCH_MS = 1_761_350_400_000
@@ -110,3 +113,50 @@ async def test_outsiders_at_the_rate_limit_cannot_evict_members(
     assert guard.tracked_members() == 1
     # The junk handshakes filled the outsiders' part; its floor never passed the clock.
     assert guard.outsider_floor_ms <= sim_ms()
+
+
+def _big_snapshot() -> StateSnapshot:
+    """About 72 KB: two fragments."""
+    edges = tuple(
+        PeerEdge(peer=b"\x02" + i.to_bytes(32, "big"), capacity_sat=10**6 + i, local_share_ppm=i)
+        for i in range(900)
+    )
+    liquidity = Liquidity(outbound_msat=1, inbound_msat=1, onchain_sat=1)
+    return StateSnapshot(
+        state=MemberState(
+            version=1 << 40, topology=edges, liquidity=liquidity, reputation=(), opportunities=()
+        )
+    )
+
+
+async def test_outsiders_holding_partials_cannot_starve_a_members_fragmented_state(
+    pair: tuple[SimNetwork, list[SimNode], list[Runtime]],
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Issue 8 item 2: 70 outsiders each holding 4 partial messages of ~64 KB (18 MB, more
+    than the old 16 MiB budget) made a member's 72 KB snapshot fail with fragment-limit."""
+    network, nodes, runtimes = pair
+    target, member = runtimes
+    assert target.transport is not None
+    assert member.transport is not None
+    assert target.gossip is not None
+    chunk = bytes(MAX_CHUNK)
+
+    async def hold(index: int) -> None:
+        outsider = network.add_node(f"holder{index}", 0)
+        await outsider.connect(nodes[0].node_id)
+        for msg_id in range(4):
+            header = struct.pack(">2sBBQHH", b"HV", 1, 1, msg_id, 0, 16)
+            await outsider.send_custommsg(nodes[0].node_id, TYPE_PREFIX + header + chunk)
+
+    async with trio.open_nursery() as nursery:
+        for index in range(70):
+            nursery.start_soon(hold, index)
+    await trio.sleep(1)
+    reassembler = target.transport.wire.reassembler
+    assert target.transport.stats.rejected["fragment-limit"] > 0  # the outsiders' pool is full
+    before = target.gossip.stats.snapshots_received
+    await member.transport.send(nodes[0].node_id, _big_snapshot())
+    await trio.sleep(2)  # well within the outsiders' partials' 30 s
+    assert reassembler.pending() > 0
+    assert target.gossip.stats.snapshots_received == before + 1
