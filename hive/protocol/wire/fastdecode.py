@@ -213,7 +213,10 @@ def _make_class_reader(cls: type[Any]) -> Reader:
     by_name = {field.name: field for field in fields}
     validators = [by_name[name].validator for name in order]
     if same_order and all(type(v) in _FLAT for v in validators):
-        return _flat_reader(cls, order, constant, [_FLAT[type(v)] for v in validators])
+        kinds = [_FLAT[type(v)] for v in validators]
+        if kinds == [_BYTES, _INT, _INT]:  # PeerEdge, Opportunity: the bulk of a state
+            return _bytes_int_int_reader(cls, order, constant)
+        return _flat_reader(cls, order, constant, kinds)
     # Filled after `read` exists, so a record class that (indirectly) holds itself terminates.
     _CLASS_READERS[cls] = read
     readers.extend(_reader(validator) for validator in validators)
@@ -254,6 +257,28 @@ def _flat_reader(cls: type[Any], order: tuple[str, ...], constant: int, kinds: l
                 total += 1
         size[0] += total
         return cls(*values)
+
+    return read
+
+
+def _bytes_int_int_reader(cls: type[Any], order: tuple[str, ...], constant: int) -> Reader:
+    """:func:`_flat_reader` unrolled for (bytes, int, int) records, which a state is made of."""
+
+    def read(value: Any, size: list[int]) -> Any:
+        if type(value) is not dict or tuple(value) != order:
+            raise _NotCanonical(f"not a {cls.__name__} map in deterministic order")
+        first, second, third = value.values()
+        if type(first) is not bytes or type(second) is not int or type(third) is not int:
+            raise _NotCanonical(f"not a {cls.__name__} of the right types")
+        length = len(first)
+        size[0] += (
+            constant
+            + (1 if length < 24 else head_len(length))
+            + length
+            + (1 if 0 <= second < 24 else _int_size(second))
+            + (1 if 0 <= third < 24 else _int_size(third))
+        )
+        return cls(first, second, third)
 
     return read
 
