@@ -36,6 +36,7 @@ import nacl.signing
 import trio
 
 from hive import keys
+from hive.actors.admission import wire_admission
 from hive.actors.contact import AddressBook
 from hive.actors.decision_http import DecisionHttp, wanted
 from hive.actors.engine import Engine
@@ -126,7 +127,7 @@ class Runtime:
             wire = HiveWire(
                 signing_key,
                 first_seq=await starting_seq(store, self._now_ms()),
-                replay=await load_replay(store),
+                replay=await load_replay(store, now_ms=self._now_ms()),
             )
             transport = Transport(self.node, wire, now_ms=self._now_ms, rng=self._rng)
             contact = AddressBook(store, self._now_ms, own=info.addresses)
@@ -142,7 +143,7 @@ class Runtime:
                 contact=contact,
             )
             await membership.load()
-            transport.set_admission(membership.admit)
+            wire_admission(transport, membership)  # before decoding, and after
             liveness = Liveness(
                 transport,
                 membership.fleet_peers,

@@ -63,14 +63,14 @@ async def test_a_frame_accepted_before_a_restart_is_a_replay_after_it(
     (frame,) = sender.pack(Ping(nonce=b"r" * 8), NOW_MS, msg_id=1)
     peer = "02" + "cd" * 32
     async with open_store(tmp_path, run_inline=True) as store:
-        assert await load_replay(store) is None
+        assert len(await load_replay(store, now_ms=NOW_MS)) == 0
         receiver = HiveWire(KEY, first_seq=1)
         async with trio.open_nursery() as nursery:
             await nursery.start(keep_replay_saved, receiver, store)
             assert receiver.unpack(peer, frame, NOW_MS) is not None
             nursery.cancel_scope.cancel()  # shutdown: the state is saved on the way out
     async with open_store(tmp_path, run_inline=True) as store:
-        restarted = HiveWire(KEY, first_seq=2, replay=await load_replay(store))
+        restarted = HiveWire(KEY, first_seq=2, replay=await load_replay(store, now_ms=NOW_MS))
     with pytest.raises(ProtocolError) as info:
         restarted.unpack(peer, frame, NOW_MS + 60_000)
     assert info.value.reason == "replay"
@@ -81,4 +81,6 @@ async def test_an_unreadable_saved_state_starts_empty(
 ) -> None:
     async with open_store(tmp_path, run_inline=True) as store:
         await store.set_meta(META_REPLAY_SNAPSHOT, b"{not json")
-        assert await load_replay(store) is None
+        guard = await load_replay(store, now_ms=NOW_MS)
+    assert len(guard) == 0
+    assert guard.eviction_floor_ms == NOW_MS - 1  # still refuses what predates the restart

@@ -1,8 +1,13 @@
-"""The replay guard survives restarts: its state is saved every ``interval_s`` and at shutdown.
+"""The replay guard survives restarts: its state is saved every ``interval_s`` and at shutdown,
+and a restart refuses every frame timestamped before it.
 
-Without it, a frame accepted shortly before a restart could be accepted again afterwards while
-its timestamp is still inside the freshness window (10 minutes). With it, only frames accepted
-after the last save and before a crash (at most ``interval_s``) could be.
+The saved state alone would leave a window: frames accepted after the last save and before a
+crash (up to ``interval_s``) could be accepted again afterwards while their timestamps are
+still inside the freshness window (10 minutes). :func:`load_replay` closes it by the
+timestamps: the loaded guard refuses every frame timestamped before the restart
+(:meth:`ReplayGuard.restarted`), and every frame accepted before the crash was timestamped
+before it, unless its sender's clock ran ahead of ours by more than we were down (bounded by the
+protocol's ``max_skew``; docs/PROTOCOL.md section 6).
 """
 
 from __future__ import annotations
@@ -22,16 +27,18 @@ SAVE_INTERVAL_S = 30.0
 SHUTDOWN_SAVE_S = 2.0
 
 
-async def load_replay(store: Store) -> ReplayGuard | None:
-    """The saved guard, or None (nothing saved, or a snapshot we cannot read: logged)."""
+async def load_replay(store: Store, *, now_ms: int) -> ReplayGuard:
+    """The saved guard (an empty one if nothing was saved or the snapshot is unreadable,
+    logged), restarted at ``now_ms``: frames timestamped before it are refused."""
+    guard = ReplayGuard()
     raw = await store.get_meta(META_REPLAY_SNAPSHOT)
-    if raw is None:
-        return None
-    try:
-        return ReplayGuard.from_snapshot(json.loads(raw))
-    except (ValueError, TypeError) as exc:
-        log.warning("saved replay state is unreadable (%s); starting with an empty one", exc)
-        return None
+    if raw is not None:
+        try:
+            guard = ReplayGuard.from_snapshot(json.loads(raw))
+        except (ValueError, TypeError) as exc:
+            log.warning("saved replay state is unreadable (%s); starting with an empty one", exc)
+    guard.restarted(now_ms)
+    return guard
 
 
 async def keep_replay_saved(

@@ -28,7 +28,7 @@ from hive.logsummary import LogSummary
 from hive.node.port import CustomMessage, NodeEvent, NodeId, NodePort, PeerDisconnected
 from hive.protocol.errors import REPLAY, ProtocolError
 from hive.protocol.messages import Message
-from hive.protocol.wire.facade import HiveWire, Received
+from hive.protocol.wire.facade import Envelope, HiveWire, Received
 from hive.ratelimit import KeyedRateLimiter
 from hive.supervisor import Inbox
 
@@ -115,6 +115,25 @@ class Transport:
         """Who may talk to us (wiring time only): ``admission`` returns why a verified frame
         must be refused (e.g. "not-member"), or None to deliver it."""
         self._admission = admission
+
+    def set_members(
+        self,
+        *,
+        is_member_key: Callable[[bytes], bool],
+        is_member_peer: Callable[[NodeId], bool],
+        gate: Callable[[str, Envelope], str | None],
+    ) -> None:
+        """Who the members are, before any frame is decoded (wiring time only).
+
+        ``is_member_key`` keeps the members' replay state apart from everyone else's and
+        ``is_member_peer`` their partial fragmented messages, so no number of outsiders can
+        displace or starve them; ``gate`` refuses a verified frame from its claimed sender and
+        kind before the replay guard is touched (see :meth:`HiveWire.set_gate`). The admission
+        set with :meth:`set_admission` still runs on the decoded message.
+        """
+        self._wire.replay.set_member_check(is_member_key)
+        self._wire.reassembler.set_member_check(is_member_peer)
+        self._wire.set_gate(gate)
 
     def subscribe_events(self, inbox: Inbox[NodeEvent]) -> None:
         """Deliver the node's non-message events (peers, channels, forwards) into ``inbox``."""

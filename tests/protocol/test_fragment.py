@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import struct
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
@@ -12,7 +13,9 @@ from hypothesis import strategies as st
 from hive.protocol.errors import ProtocolError
 from hive.protocol.wire.fragment import (
     FRAGMENT_HEADER_LEN,
+    FRAGMENT_OVERHEAD,
     MAX_CHUNK,
+    PARTIAL_OVERHEAD,
     Reassembler,
     ReassemblyLimits,
     parse_fragment,
@@ -162,22 +165,74 @@ def test_too_many_partials_per_peer() -> None:
     assert reassembler.pending("p") == 2
 
 
+# What the first fragment of a message is charged beyond its chunk, and what each later one is.
+FIRST = PARTIAL_OVERHEAD + FRAGMENT_OVERHEAD
+LATER = FRAGMENT_OVERHEAD
+
+
 def test_peer_byte_budget() -> None:
-    limits = ReassemblyLimits(max_bytes_per_peer=1000, max_partials_per_peer=10)
+    limits = ReassemblyLimits(max_bytes_per_peer=1000 + 2 * FIRST, max_partials_per_peer=10)
     reassembler = Reassembler(limits)
     assert _reason(reassembler, "p", _fragment(1, 0, 2, bytes(600))) is None
     assert _reason(reassembler, "p", _fragment(2, 0, 2, bytes(401))) == "fragment-limit"
     assert _reason(reassembler, "p", _fragment(2, 0, 2, bytes(400))) is None
-    assert reassembler.buffered_bytes("p") == 1000
+    assert reassembler.buffered_bytes("p") == 1000 + 2 * FIRST
     assert _reason(reassembler, "q", _fragment(2, 0, 2, bytes(600))) is None
 
 
 def test_total_byte_budget() -> None:
-    limits = ReassemblyLimits(max_total_bytes=1000)
+    limits = ReassemblyLimits(max_total_bytes=1000 + 2 * FIRST)
     reassembler = Reassembler(limits)
     assert _reason(reassembler, "p", _fragment(1, 0, 2, bytes(700))) is None
     assert _reason(reassembler, "q", _fragment(1, 0, 2, bytes(301))) == "fragment-limit"
-    assert reassembler.buffered_bytes() == 700
+    assert _reason(reassembler, "q", _fragment(1, 0, 2, bytes(300))) is None
+    assert reassembler.buffered_bytes() == 1000 + 2 * FIRST
+
+
+def test_bookkeeping_is_charged_so_tiny_chunks_cannot_hold_more_than_counted() -> None:
+    """Tiny chunks: what is held in memory stays within what the budgets count (2-byte chunks:
+    CPython caches 1-byte bytes objects, so those would understate the cost)."""
+    limits = ReassemblyLimits(
+        max_fragments=64,
+        max_partials_per_peer=4,
+        max_bytes_per_peer=1 << 30,
+        max_total_bytes=1 << 30,
+    )
+    reassembler = Reassembler(limits)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for peer in range(250):
+            for msg_id in range(4):
+                for index in range(63):  # never complete
+                    payload = _fragment(msg_id, index, 64, bytes([index, 7]))
+                    assert reassembler.feed(f"peer{peer}", payload, NOW) is None
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert reassembler.pending() == 1000
+    charged = reassembler.buffered_bytes()
+    assert charged == 1000 * (PARTIAL_OVERHEAD + 63 * (2 + FRAGMENT_OVERHEAD))
+    assert held <= charged, f"{held} bytes held, {charged} charged"
+
+
+def test_outsiders_cannot_starve_members_reassembly() -> None:
+    """Issue 8 item 2: outsiders filled the one budget and a member's snapshot was refused."""
+    members = {"member"}
+    limits = ReassemblyLimits(max_total_bytes=200_000, max_outsider_bytes=50_000)
+    reassembler = Reassembler(limits)
+    reassembler.set_member_check(members.__contains__)
+    refused = 0
+    for peer in range(70):
+        for msg_id in range(4):
+            reason = _reason(reassembler, f"outsider{peer}", _fragment(msg_id, 0, 2, bytes(4000)))
+            refused += reason == "fragment-limit"
+    assert refused > 0  # the outsiders' pool is full ...
+    assert reassembler.buffered_bytes() <= 50_000
+    frame = _frame(72_000)  # ... and a member's 72 KB message still goes through whole
+    parts = split(frame, 9, chunk_size=20_000)
+    results = [reassembler.feed("member", part, NOW) for part in parts]
+    assert results[-1] == frame
 
 
 def test_expired_partials_are_freed() -> None:
@@ -187,11 +242,21 @@ def test_expired_partials_are_freed() -> None:
     assert reassembler.expire(NOW + 29_999) == 0
     assert reassembler.expire(NOW + 30_000) == 1
     assert reassembler.pending("p") == 0
-    assert reassembler.buffered_bytes() == 100
+    assert reassembler.buffered_bytes() == 100 + FIRST
     assert reassembler.expire(NOW + 40_000) == 1
     assert reassembler.pending() == 0
     assert reassembler.buffered_bytes() == 0
     assert reassembler.expired_total == 2
+
+
+def test_completed_partials_leave_no_deadline_behind() -> None:
+    reassembler = Reassembler()
+    for msg_id in range(10_000):
+        for index in range(2):
+            reassembler.feed("p", _fragment(msg_id, index, 2, b"x"), NOW)
+    assert reassembler.pending() == 0
+    assert len(reassembler._deadlines) <= 64 + 1  # purged as they pile up
+    assert reassembler.expire(NOW + 10**9) == 0
 
 
 def test_expired_partial_does_not_complete_with_late_fragment() -> None:

@@ -32,6 +32,7 @@ from cattrs.gen import make_dict_structure_fn
 from hive.protocol.errors import BAD_FIELD, TOO_LARGE, UNKNOWN_FIELD, UNKNOWN_KIND, ProtocolError
 from hive.protocol.messages import REGISTRY, Message, Record
 from hive.protocol.wire import cbor
+from hive.protocol.wire.fastdecode import fast_decode
 from hive.protocol.wire.fields import BytesLen, IntRange, IsBool, IsRecord, Nullable, Seq, TextLen
 
 # What a structure hook may raise for bad input (anything else is a bug and propagates).
@@ -245,17 +246,45 @@ def _class_bounds(cls: type[Any]) -> Bounds:
 
 
 def decode_message(kind: int, payload: bytes) -> Message:
-    """The message of ``kind`` encoded in ``payload``; raise ProtocolError and nothing else."""
+    """The message of ``kind`` encoded in ``payload``; raise ProtocolError and nothing else.
+
+    Valid input takes the fast path (:mod:`hive.protocol.wire.fastdecode`: cbor2 and one
+    structuring pass that proves the input canonical); everything else is decided by
+    :func:`reference_decode_message`, which names the fault."""
+    cls = _kind_class(kind)
+    _check_size(cls, payload)
+    message: Message | None = fast_decode(cls, payload)  # None unless provably canonical
+    if message is not None:
+        return message
+    return _reference(cls, payload)
+
+
+def reference_decode_message(kind: int, payload: bytes) -> Message:
+    """:func:`decode_message` by the reference decoder and the cattrs converter alone (the
+    pure-Python path that decides every input the fast path does not vouch for)."""
+    cls = _kind_class(kind)
+    _check_size(cls, payload)
+    return _reference(cls, payload)
+
+
+def _kind_class(kind: int) -> type[Message]:
     cls = REGISTRY.by_kind(kind)
     if cls is None:
         raise ProtocolError(UNKNOWN_KIND, f"kind {kind:#06x} is not known to this implementation")
+    return cls
+
+
+def _check_size(cls: type[Message], payload: bytes) -> None:
     bounds = wire_bounds(cls)
-    max_bytes = bounds.max_bytes + SLACK_BYTES
-    if len(payload) > max_bytes:
+    if len(payload) > bounds.max_bytes + SLACK_BYTES:
         raise ProtocolError(
             TOO_LARGE,
             f"{cls.__name__}: {len(payload)}-byte body, a valid one is at most {bounds.max_bytes}",
         )
+
+
+def _reference(cls: type[Message], payload: bytes) -> Message:
+    bounds = wire_bounds(cls)
     try:
         raw = cbor.decode(payload, max_items=bounds.max_items + SLACK_ITEMS)
     except ProtocolError as exc:

@@ -6,13 +6,17 @@ reassembly, verification, replay protection and decoding, and never touches a so
 
 Order of checks in :meth:`HiveWire.unpack`: BOLT 1 type, prefix (magic, version, frame type),
 reassembly of fragments, frame structure and signature (:func:`verify_frame`), our own key as
-sender ("own-frame"), freshness and replay (:class:`ReplayGuard`), then the kind and the body
-(:func:`decode_message`). Rejections after the signature verified carry the sender
+sender ("own-frame"), the claimed sender against who may talk to us (the gate the transport sets
+with :meth:`HiveWire.set_gate`: a non-member's frame of a kind only members may send is refused
+before it can touch the replay state), freshness and replay (:class:`ReplayGuard`), then the
+kind and the body (:func:`decode_message`). Rejections after the signature verified carry the sender
 (``ProtocolError.sender``) so they can be counted against it. A frame whose signature verified
 consumes its seq even when its kind or body is refused afterwards: the sender did sign it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import attrs
 import nacl.signing
@@ -152,7 +156,14 @@ class HiveWire:
         self._limits = limits
         self._replay = replay if replay is not None else ReplayGuard()
         self._reassembler = Reassembler(limits.reassembly)
+        self._gate: Callable[[str, Envelope], str | None] | None = None
         self.stats = WireStats()
+
+    def set_gate(self, gate: Callable[[str, Envelope], str | None]) -> None:
+        """Who may talk to us, decided from a verified frame's claimed sender and kind before
+        the replay guard sees it: ``gate(peer_id, envelope)`` returns the reason to refuse it
+        (a ProtocolError reason, e.g. "not-member"), or None to let it through."""
+        self._gate = gate
 
     @property
     def hive_key(self) -> bytes:
@@ -264,8 +275,15 @@ class HiveWire:
             if len(whole) > self._limits.max_frame_len:
                 raise ProtocolError(TOO_LARGE, f"reassembled frame of {len(whole)} bytes")
             frame = whole
+        envelope = verify_frame(frame)
+        if self._gate is not None and envelope.sender != self._hive_key:
+            refusal = self._gate(peer_id, envelope)
+            if refusal is not None:
+                raise ProtocolError(
+                    refusal, f"kind {envelope.kind:#06x} from {envelope.sender.hex()}"
+                ).with_sender(envelope.sender)
         return accept(
-            verify_frame(frame),
+            envelope,
             peer_id=peer_id,
             own_key=self._hive_key,
             replay=self._replay,

@@ -70,6 +70,11 @@ class IntRange(_Validator):
         if not self.lo <= value <= self.hi:
             raise ValueError(f"{name}: {value} is outside [{self.lo}, {self.hi}]")
 
+    def __call__(self, instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        # The common case without the adapter's extra call: validators run on every receive.
+        if type(value) is not int or not self.lo <= value <= self.hi:
+            self.check(value, attribute.name)
+
 
 @attrs.frozen
 class IsBool(_Validator):
@@ -96,6 +101,10 @@ class BytesLen(_Validator):
             raise _type_error(name, "byte string", value)
         if not self.min_len <= len(value) <= self.max_len:
             raise ValueError(f"{name}: {len(value)} bytes, expected {self.min_len}..{self.max_len}")
+
+    def __call__(self, instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if type(value) is not bytes or not self.min_len <= len(value) <= self.max_len:
+            self.check(value, attribute.name)
 
 
 @attrs.frozen
@@ -134,6 +143,10 @@ class IsRecord(_Validator):
         if type(value) is not self.cls:
             raise _type_error(name, self.cls.__name__, value)
 
+    def __call__(self, instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if type(value) is not self.cls:
+            self.check(value, attribute.name)
+
 
 @attrs.frozen
 class Seq(_Validator):
@@ -155,6 +168,18 @@ class Seq(_Validator):
         for index, item in enumerate(value):
             self.each.check(item, f"{name}[{index}]")
 
+    def __call__(self, instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        # Records (the common element) without naming each item: names only matter on failure.
+        each = self.each
+        if (
+            type(value) is tuple
+            and self.min_len <= len(value) <= self.max_len
+            and type(each) is IsRecord
+            and all(type(item) is each.cls for item in value)
+        ):
+            return
+        self.check(value, attribute.name)
+
 
 @attrs.frozen
 class Nullable(_Validator):
@@ -165,6 +190,10 @@ class Nullable(_Validator):
     def check(self, value: Any, name: str) -> None:
         if value is not None:
             self.inner.check(value, name)
+
+    def __call__(self, instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None:
+            self.inner(instance, attribute, value)
 
 
 FieldValidator = IntRange | IsBool | BytesLen | TextLen | IsRecord | Seq | Nullable
