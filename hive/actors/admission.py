@@ -61,6 +61,9 @@ def gate(membership: Membership) -> Callable[[str, Envelope], str | None]:
             return None
         roster = membership.roster
         if roster is not None and roster.status(bytes.fromhex(peer_id)) is MemberStatus.REVOKED:
+            # It may not know it was revoked (offline then): membership tells it, at most
+            # once per sync interval, since its frames never reach the actor from here.
+            membership.exits.heard_from_revoked(peer_id)
             return REVOKED
         return NOT_MEMBER
 
