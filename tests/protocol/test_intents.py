@@ -115,12 +115,16 @@ def test_an_outcome_ends_the_lock_and_the_epoch() -> None:
     route(
         books,
         0,
-        books[0].executed(intent(1, TARGETS[0]).intent_id, opened=True, result="tx", reason=""),
+        books[0].executed(
+            intent(1, TARGETS[0]).intent_id, opened=True, result="tx", reason="", now_ms=1_100
+        ),
         1_100,
     )
     assert books[1].epochs[TARGETS[0]] == 1
     assert TARGETS[0] not in books[1].promises
-    assert books[1].propose(intent(5, TARGETS[0]), 1_200)[1] is None
+    # Just opened: nobody takes a new lock for it until the fleet state shows the channel.
+    assert books[1].propose(intent(5, TARGETS[0]), 1_200)[1] == "target-taken"
+    assert books[1].propose(intent(5, TARGETS[0]), 1_100 + TIMERS.taken_ms)[1] is None
 
 
 def test_a_restarted_member_promises_nothing_during_its_quiet_period() -> None:
@@ -234,7 +238,11 @@ class LockMachine(RuleBasedStateMachine):
         result = "txid" if opened else ""
         self._apply(
             member,
-            list(self.books[member].executed(iid, opened=opened, result=result, reason="")),
+            list(
+                self.books[member].executed(
+                    iid, opened=opened, result=result, reason="", now_ms=self.now
+                )
+            ),
         )
 
     @precondition(lambda self: self.running)

@@ -133,6 +133,7 @@ class LockTimers:
     retransmit_ms: int = 2_000  # resend the intent to members whose promise is missing
     max_intents_per_holder: int = 8
     max_promises: int = 2_000
+    taken_ms: int = 3_600_000  # after an outcome "opened", refuse intents for the target this long
 
 
 @attrs.define
@@ -177,6 +178,7 @@ class LockBook:
         self.own: dict[bytes, OwnIntent] = {}
         self.promises: dict[bytes, Promise] = {}  # target -> promise
         self.epochs: dict[bytes, int] = {}  # target -> locks ended by an outcome
+        self.taken: dict[bytes, int] = {}  # target -> until when it counts as just opened
         self.quiet_until_ms = now_ms + max_lease_ms if restarted else now_ms
         self.ignored = 0
 
@@ -232,6 +234,8 @@ class LockBook:
             return [], "duplicate-id"
         if intent.lease_ms - self.timers.exec_budget_ms <= self.timers.hold_ms:
             return [], "lease-too-short"
+        if self.taken.get(intent.target, 0) > now_ms:
+            return [], TARGET_TAKEN
         held = self.promises.get(intent.target)
         if held is not None:
             whose = "ours" if held.holder == self.me else held.holder.hex()
@@ -248,7 +252,9 @@ class LockBook:
         own = self.own.get(intent_id)
         return [] if own is None else self._fire(own, HolderEvent.CANCEL, reason)
 
-    def executed(self, intent_id: bytes, *, opened: bool, result: str, reason: str) -> list[Action]:
+    def executed(
+        self, intent_id: bytes, *, opened: bool, result: str, reason: str, now_ms: int
+    ) -> list[Action]:
         """Report how an :class:`Execute` ended (a failed re-check is ``opened=False``)."""
         own = self.own.get(intent_id)
         if own is None:
@@ -259,6 +265,8 @@ class LockBook:
         actions = self._fire(own, event, reason or ("opened" if opened else "failed"), outcome)
         if actions:
             self.epochs[intent.target] = self.epochs.get(intent.target, 0) + 1
+            if opened:
+                self.taken[intent.target] = now_ms + self.timers.taken_ms
         return actions
 
     def restore(self, intent: Intent, state: HolderState, created_ms: int) -> list[Action]:
@@ -299,6 +307,8 @@ class LockBook:
             own = self.own.get(message.intent_id)
             if own is None or own.state is not HolderState.HOLDING:
                 return []
+            if message.reason == TARGET_TAKEN:
+                return self._fire(own, HolderEvent.YIELD, TARGET_TAKEN)
             if message.held_by == ZERO_ID or message.held_by == own.intent.intent_id:
                 return []
             other = strength(message.held_score, message.held_holder, message.held_by)
@@ -317,6 +327,9 @@ class LockBook:
             if isinstance(message, IntentOutcome):
                 self.epochs[message.target] = self.epochs.get(message.target, 0) + 1
                 if message.opened:
+                    if len(self.taken) >= self.timers.max_promises:
+                        del self.taken[min(self.taken, key=lambda t: self.taken[t])]
+                    self.taken[message.target] = now_ms + self.timers.taken_ms
                     for own in list(self.own.values()):
                         if own.intent.target == message.target:
                             actions += self._fire(own, HolderEvent.YIELD, TARGET_TAKEN)
@@ -346,6 +359,8 @@ class LockBook:
             return [self._nack(sender, intent, RESTARTING, None)]
         if intent.lease_ms > self.max_lease_ms:
             return [self._nack(sender, intent, BUSY, None)]
+        if self.taken.get(intent.target, 0) > now_ms:
+            return [self._nack(sender, intent, TARGET_TAKEN, None)]
         held = self.promises.get(intent.target)
         if held is not None and held.intent_id == intent.intent_id:
             return [Send(sender, IntentAck(intent.intent_id, intent.target))]
@@ -375,6 +390,9 @@ class LockBook:
         for target, promise in list(self.promises.items()):
             if promise.holder != self.me and promise.expires_ms <= now_ms:
                 del self.promises[target]
+        for target, until in list(self.taken.items()):
+            if until <= now_ms:
+                del self.taken[target]
 
     def _maybe_ready(self, own: OwnIntent, now_ms: int) -> list[Action]:
         if own.state is not HolderState.HOLDING:
