@@ -46,6 +46,7 @@ from hive.protocol.intents.messages import (
 from hive.protocol.messages import Message
 
 ZERO_ID = bytes(16)
+ENDED_KEPT = 256
 ZERO_KEY = bytes(32)
 
 # Reasons (Abort, Nack, Ended).
@@ -179,6 +180,9 @@ class LockBook:
         self.promises: dict[bytes, Promise] = {}  # target -> promise
         self.epochs: dict[bytes, int] = {}  # target -> locks ended by an outcome
         self.taken: dict[bytes, int] = {}  # target -> until when it counts as just opened
+        # The last word (Abort or Outcome) of our recently ended intents, to repeat to a member
+        # that still holds a promise for one (its copy was lost).
+        self.ended: dict[bytes, Message] = {}
         self.quiet_until_ms = now_ms + max_lease_ms if restarted else now_ms
         self.ignored = 0
 
@@ -221,6 +225,11 @@ class LockBook:
                 self.promises[intent.target], executing=True
             )
         if own.state in TERMINAL:
+            for action in actions:
+                if isinstance(action, Broadcast):
+                    self.ended[intent.intent_id] = action.message
+            while len(self.ended) > ENDED_KEPT:
+                del self.ended[next(iter(self.ended))]
             promise = self.promises.get(intent.target)
             if promise is not None and promise.intent_id == intent.intent_id:
                 del self.promises[intent.target]
@@ -299,6 +308,9 @@ class LockBook:
         if isinstance(message, IntentAck):
             own = self.own.get(message.intent_id)
             if own is None or own.intent.target != message.target:
+                last = self.ended.get(message.intent_id)
+                if last is not None:
+                    return [Send(sender, last)]  # it still holds a promise for an ended intent
                 self.ignored += 1
                 return []
             own.promised.add(sender)
@@ -372,7 +384,12 @@ class LockBook:
                 actions += self._fire(own, HolderEvent.YIELD, YIELDED)
                 held = None
         if held is not None:
-            return [*actions, self._nack(sender, intent, HELD, held)]
+            nack = self._nack(sender, intent, HELD, held)
+            if held.holder == self.me:
+                return [*actions, nack]
+            # Remind the holder of our promise: if its intent ended and we missed the word,
+            # it repeats its Abort or Outcome and the promise is released.
+            return [*actions, nack, Send(held.holder, IntentAck(held.intent_id, intent.target))]
         live = sum(1 for p in self.promises.values() if p.holder == sender)
         if (
             live >= self.timers.max_intents_per_holder
