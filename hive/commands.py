@@ -102,6 +102,37 @@ CATALOGUE: tuple[CommandSpec, ...] = (
         "node [reason]",
         "Revoke a member (admins only); every member then refuses its messages.",
     ),
+    CommandSpec(
+        "hive-pending",
+        "",
+        "Proposals waiting for a decision or for budget (held by a named limit), oldest first.",
+    ),
+    CommandSpec(
+        "hive-approve",
+        "id [reason]",
+        "Approve proposal ID (or all pending ones); it executes within the hard limits.",
+    ),
+    CommandSpec("hive-reject", "id [reason]", "Reject proposal ID, with a reason for the ledger."),
+    CommandSpec(
+        "hive-pause",
+        "[reason]",
+        "Kill switch: nothing executes until hive-resume (proposals are still recorded).",
+    ),
+    CommandSpec("hive-resume", "", "Lift the kill switch; approved proposals execute again."),
+    CommandSpec(
+        "hive-budget",
+        "",
+        "Hard limits, what is spent (rolling 24 h) and reserved per category, and what is left.",
+    ),
+    CommandSpec(
+        "hive-ledger",
+        "[kind] [since] [limit] [before]",
+        "The decision ledger, newest first: KIND, SINCE (24h, 7d or epoch ms), LIMIT entries "
+        "(default 50), BEFORE a sequence number to page back.",
+    ),
+    CommandSpec(
+        "hive-why", "id", "The whole story of proposal ID: why, who decided, what it cost."
+    ),
 )
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import attrs
 
+from hive.governance.limits import Limits
+
 
 class Governance(enum.Enum):
     """Who decides: the operator, the node within hard limits, or an external oracle."""
@@ -69,6 +71,25 @@ class GossipConfig:
 
 
 @attrs.frozen
+class DecisionConfig:
+    """The decision engine (hive/actors/engine.py): expiry, the oracle, webhooks, hard limits."""
+
+    # Undecided proposals expire after this long (hive-proposal-ttl).
+    proposal_ttl_s: float = 86_400.0
+    # The HTTP oracle (hive-oracle-url) and how long deciders get to answer (fail closed).
+    oracle_url: str | None = None
+    oracle_timeout_s: float = 30.0
+    # Webhooks (hive-webhook-url, repeatable), signed with HMAC-SHA256 (hive-webhook-secret).
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str | None = None
+    limits: Limits = attrs.field(factory=Limits)
+    # Proposals a hard limit holds are tried again this often (and whenever budget frees up).
+    retry_s: float = 60.0
+    # Executions running at once.
+    max_concurrent: int = 4
+
+
+@attrs.frozen
 class HiveConfig:
     data_dir: Path
     governance: Governance = Governance.ADVISOR
@@ -77,3 +98,4 @@ class HiveConfig:
     ping_interval_s: float = 60.0
     membership: MembershipConfig = attrs.field(factory=MembershipConfig)
     gossip: GossipConfig = attrs.field(factory=GossipConfig)
+    decisions: DecisionConfig = attrs.field(factory=DecisionConfig)

@@ -33,6 +33,9 @@ import trio
 
 from hive import keys
 from hive.actors.contact import AddressBook
+from hive.actors.decision_http import DecisionHttp, wanted
+from hive.actors.engine import Engine
+from hive.actors.executors import register_builtin
 from hive.actors.fleetstate import FleetState
 from hive.actors.gossip import Gossip
 from hive.actors.liveness import Liveness
@@ -45,6 +48,7 @@ from hive.commands import Command, CommandError, JsonDict, spec
 from hive.config import HiveConfig
 from hive.errors import TransientError
 from hive.events import EventSink, LogSink
+from hive.governance_commands import GovernanceCommands
 from hive.node.port import NodeInfo, NodePort
 from hive.protocol.wire.facade import HiveWire
 from hive.store import open_store
@@ -91,6 +95,8 @@ class Runtime:
         self.liveness: Liveness | None = None
         self.fleet: FleetState | None = None
         self.gossip: Gossip | None = None
+        self.engine: Engine | None = None
+        self.decision_http: DecisionHttp | None = None
         self.ready = trio.Event()
 
     # ------------------------------------------------------------------------------------------
@@ -152,6 +158,19 @@ class Runtime:
                 config=self.config.gossip,
             )
             await gossip.load()
+            engine = Engine(
+                node=self.node,
+                store=store,
+                config=self.config.decisions,
+                mode=self.config.governance,
+                node_id=info.node_id,
+                alias=info.alias,
+                now_ms=self._now_ms,
+                rng=self._rng,
+            )
+            register_builtin(engine, self.node)
+            await engine.load()
+            self.engine = engine
             self.transport, self.liveness, self.membership = transport, liveness, membership
             self.fleet, self.gossip = fleet, gossip
             self._admin = MembershipCommands(membership, liveness)
@@ -165,6 +184,10 @@ class Runtime:
                 await supervisor.start("liveness", liveness.run, inbox=liveness.inbox)
                 await supervisor.start("fleetstate", fleet.run)
                 await supervisor.start("gossip", gossip.run, inbox=gossip.inbox)
+                await supervisor.start("engine", engine.run, inbox=engine.inbox)
+                if wanted(self.config.decisions):
+                    self.decision_http = DecisionHttp(engine, self.config.decisions)
+                    await supervisor.start("decision-http", self.decision_http.run)
                 log.info("hive companion for %s is running", info.node_id)
                 self.events.emit("started", f"companion running for node {info.node_id}")
                 self.ready.set()
@@ -202,7 +225,31 @@ class Runtime:
         ]
         for name, method in handlers.items():
             bound.append(Command(spec(name), self._membership_handler(name, method)))
+        governance = {
+            "hive-pending": GovernanceCommands.pending,
+            "hive-approve": GovernanceCommands.approve,
+            "hive-reject": GovernanceCommands.reject,
+            "hive-pause": GovernanceCommands.pause,
+            "hive-resume": GovernanceCommands.resume,
+            "hive-budget": GovernanceCommands.budget,
+            "hive-ledger": GovernanceCommands.ledger,
+            "hive-why": GovernanceCommands.why,
+        }
+        for name, g_method in governance.items():
+            bound.append(Command(spec(name), self._governance_handler(name, g_method)))
         return bound
+
+    def _governance_handler(
+        self,
+        name: str,
+        method: Callable[[GovernanceCommands, Mapping[str, Any]], Awaitable[JsonDict]],
+    ) -> Callable[[Mapping[str, Any]], Awaitable[JsonDict]]:
+        async def handler(params: Mapping[str, Any]) -> JsonDict:
+            if self.engine is None:
+                raise CommandError(CommandError.NOT_READY, f"{name}: the companion is starting")
+            return await method(GovernanceCommands(self.engine), params)
+
+        return handler
 
     def _membership_handler(
         self,
@@ -288,7 +335,12 @@ class Runtime:
             }
             for p in self.liveness.peers.values()
         ]
+        decisions = None if self.engine is None else self.engine.status()
+        if decisions is not None and self.decision_http is not None:
+            decisions.update(self.decision_http.status())
         return {
+            # The kill switch first: an operator must see at once that nothing executes.
+            "paused": None if self.engine is None else self.engine.pause_info,
             "node_id": self.info.node_id,
             "alias": self.info.alias,
             "hive_key": self.transport.wire.hive_key.hex(),
@@ -305,4 +357,5 @@ class Runtime:
             },
             "peers": peers,
             "gossip": {**self.gossip.status(), **self.fleet.status()},
+            "decisions": decisions,
         }

@@ -113,7 +113,11 @@ async def test_hive_status_command(fleet: Fleet, autojump_clock: trio.testing.Mo
         "liveness",
         "fleetstate",
         "gossip",
+        "engine",
     }
+    assert next(iter(result)) == "paused"  # the kill switch comes first
+    assert result["paused"] is None
+    assert result["decisions"]["mode"] == "advisor"
     assert result["hive"]["role"] == "admin"
     with pytest.raises(CommandError) as info:
         await status_cmd.handler({"bogus": 1})

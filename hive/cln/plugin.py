@@ -36,6 +36,8 @@ from hive.cln.pyln_glue import HivePlugin, answer_error, use_lightningd_levels
 from hive.commands import CATALOGUE, Command, CommandError, CommandSpec, JsonDict
 from hive.config import GossipConfig, Governance, HiveConfig
 from hive.errors import NodeError, TransientError
+from hive.governance.options import OPTIONS as DECISION_OPTIONS
+from hive.governance.options import DecisionOptionError, decisions_from_options
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +96,16 @@ def config_from_init(options: Mapping[str, Any], configuration: Mapping[str, Any
         raise OptionError(
             f"hive-saturation-release ({release}) must be below hive-saturation-cap ({cap})"
         )
+    try:
+        decisions = decisions_from_options(options)
+    except DecisionOptionError as exc:
+        raise OptionError(str(exc)) from None
     return HiveConfig(
         data_dir=Path(data_dir) if data_dir else Path(lightning_dir) / "hive",
         governance=gov,
         log_level=level,
         gossip=GossipConfig(saturation_cap=cap, saturation_release=release),
+        decisions=decisions,
     )
 
 
@@ -291,6 +298,11 @@ def _register(plugin: Any, bridge: PluginBridge, specs: Sequence[CommandSpec]) -
         "Fleet share below which a saturated target is considered for opens again; below the cap",
         opt_type="string",
     )
+
+    for option in DECISION_OPTIONS:
+        plugin.add_option(
+            option.name, option.default, option.description, opt_type="string", multi=option.multi
+        )
 
     def on_init(options: Mapping[str, Any], configuration: Mapping[str, Any], **_: Any) -> Any:
         try:

@@ -74,7 +74,58 @@ CREATE TABLE fleet_states (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (V1_MEMBERSHIP, V_FLEET_CONTACT)
+
+V_GOVERNANCE = """
+-- Proposals and where each stands (hive/governance). body: the frozen Proposal as JSON.
+CREATE TABLE proposals (
+    id         TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    state      TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'executing', 'succeeded',
+                                              'failed', 'rejected', 'expired')),
+    decision   TEXT,
+    outcome    TEXT,
+    held_by    TEXT,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX proposals_state ON proposals (state);
+
+-- The append-only ledger: every proposal, decision, reservation, execution, outcome and
+-- kill-switch change, with who did it and why.
+CREATE TABLE ledger (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms       INTEGER NOT NULL,
+    proposal_id TEXT,
+    kind        TEXT,
+    entry       TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    detail      TEXT NOT NULL
+);
+CREATE INDEX ledger_proposal ON ledger (proposal_id);
+CREATE INDEX ledger_kind ON ledger (kind, seq);
+CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+
+-- One budget entry per execution: reserved at its start, then spent or released.
+CREATE TABLE budget (
+    proposal_id     TEXT PRIMARY KEY REFERENCES proposals (id),
+    kind            TEXT NOT NULL,
+    at_ms           INTEGER NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('reserved', 'spent', 'released')),
+    onchain_fee_sat INTEGER NOT NULL CHECK (onchain_fee_sat >= 0),
+    capital_sat     INTEGER NOT NULL CHECK (capital_sat >= 0),
+    routing_fee_sat INTEGER NOT NULL CHECK (routing_fee_sat >= 0),
+    reserved        TEXT NOT NULL,
+    settled_ms      INTEGER
+);
+CREATE INDEX budget_window ON budget (state, at_ms);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1_MEMBERSHIP, V_FLEET_CONTACT, V_GOVERNANCE)
 """Every migration, oldest first. Append only."""
 
 

@@ -15,6 +15,7 @@ from lightningd_double import LightningdDouble, Network, PluginCallError
 from cln.conftest import ECHO_PLUGIN, HIVE_PLUGIN
 from hive.cln.events import HIVE_MESSAGE_TYPE
 from hive.commands import CATALOGUE, CommandError
+from hive.governance.options import OPTIONS as DECISION_OPTIONS
 
 OURS = f"{HIVE_MESSAGE_TYPE:04x}"
 START = 60  # seconds allowed for a plugin process to start (imports on a loaded machine)
@@ -33,7 +34,9 @@ async def test_manifest_and_init(network: Network) -> None:
         "hive-log-level",
         "hive-saturation-cap",
         "hive-saturation-release",
+        *(o.name for o in DECISION_OPTIONS),
     }
+    assert [o["name"] for o in manifest["options"] if o.get("multi")] == ["hive-webhook-url"]
     assert all(o["dynamic"] is False for o in manifest["options"])
     assert [h["name"] for h in manifest["hooks"]] == ["custommsg"]
     assert set(manifest["subscriptions"]) == {

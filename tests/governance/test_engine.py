@@ -1,0 +1,137 @@
+"""The engine on the simulated network: modes, limits, expiry, the kill switch, restarts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from hive.config import Governance
+from hive.governance import Cost, EventKind, ProposalState, Refused
+from hive.governance.limits import Limits
+from hive.node.port import ChannelState
+from hive.store import governance as sql
+
+from .helpers import drain, fee_draft, open_draft, rig
+
+S = ProposalState
+
+
+async def test_advisor_waits_and_executes_only_after_approval(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with rig(tmp_path) as r:
+        async with r.engine.subscribe() as events:
+            status = await r.engine.submit(open_draft(r.peers[1]))
+            await trio.sleep(3600)
+            assert r.engine.get(status.id).state is S.PENDING  # type: ignore[union-attr]
+            assert await r.me.list_channels() == []
+            await r.engine.approve(status.id, reason="fine")
+            with trio.fail_after(10):
+                final = await r.engine.wait_final(status.id)
+            kinds = [e.kind for e in drain(events)]
+        assert final.state is S.SUCCEEDED
+        assert final.decision is not None
+        assert final.decision.by == "operator"
+        assert final.outcome is not None
+        assert final.outcome.cost.capital_sat == 1_000_000
+        channels = await r.me.list_channels()
+        assert [c.peer_id for c in channels] == [r.peers[1]]
+        assert channels[0].state is ChannelState.OPENING
+        assert kinds == [EventKind.NEW, EventKind.DECIDED, EventKind.EXECUTING, EventKind.OUTCOME]
+        story = [
+            row.entry for row in await r.store.run("l", lambda c: sql.ledger_for(c, status.id))
+        ]
+        assert story == ["proposed", "decided", "reserved", "outcome"]
+
+
+async def test_autonomous_executes_within_limits_and_names_the_limit_past_them(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    limits = Limits(daily_capital_sat=1_500_000, action_capital_sat=1_000_000)
+    async with rig(tmp_path, mode=Governance.AUTONOMOUS, limits=limits) as r:
+        first = await r.engine.submit(open_draft(r.peers[1]))
+        with trio.fail_after(10):
+            done = await r.engine.wait_final(first.id)
+        assert done.state is S.SUCCEEDED
+        assert done.decision is not None
+        assert done.decision.by == "autonomous"
+        second = await r.engine.submit(open_draft(r.peers[2]))
+        await trio.sleep(1)
+        held = r.engine.get(second.id)
+        assert held is not None
+        assert held.state is S.PENDING
+        assert held.held_by == "daily_capital_sat"
+        too_big = await r.engine.submit(open_draft(r.peers[3], 2_000_000))
+        await trio.sleep(1)
+        assert r.engine.get(too_big.id).held_by == "action_capital_sat"  # type: ignore[union-attr]
+        unsure = await r.engine.submit(fee_draft(r.peers[1], confidence=0.2))
+        await trio.sleep(1)
+        assert r.engine.get(unsure.id).held_by == "min_confidence_pct"  # type: ignore[union-attr]
+        assert [c.peer_id for c in await r.me.list_channels()] == [r.peers[1]]
+
+
+async def test_reserve_and_feerate_limits_hold_opens(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with rig(
+        tmp_path, mode=Governance.AUTONOMOUS, onchain_sat=1_050_000, limits=Limits()
+    ) as r:
+        low = await r.engine.submit(open_draft(r.peers[1]))
+        hot = await r.engine.submit(
+            open_draft(
+                r.peers[2],
+                20_000,
+                params={"peer": r.peers[2], "amount_sat": 20_000, "feerate_perkw": 50_000},
+            )
+        )
+        await trio.sleep(1)
+        assert r.engine.get(low.id).held_by == "onchain_reserve_sat"  # type: ignore[union-attr]
+        assert r.engine.get(hot.id).held_by == "max_open_feerate_perkw"  # type: ignore[union-attr]
+
+
+async def test_operator_input_is_checked_and_changes_nothing(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with rig(tmp_path, proposal_ttl_s=60.0) as r:
+        with pytest.raises(Refused) as unknown:
+            await r.engine.approve("p-nothere")
+        assert unknown.value.code == "unknown-id"
+        status = await r.engine.submit(fee_draft(r.peers[1]))
+        await r.engine.reject(status.id, reason="no")
+        with pytest.raises(Refused) as twice:
+            await r.engine.approve(status.id)
+        assert twice.value.code == "not-pending"
+        late = await r.engine.submit(fee_draft(r.peers[2]))
+        await trio.sleep(61)
+        assert r.engine.get(late.id).state is S.EXPIRED  # type: ignore[union-attr]
+        with pytest.raises(Refused) as expired:
+            await r.engine.approve(late.id)
+        assert expired.value.code == "not-pending"
+        with pytest.raises(Refused) as bad:
+            await r.engine.submit(fee_draft("02" + "zz" * 32))
+        assert bad.value.code == "invalid"
+        with pytest.raises(Refused) as kind:
+            await r.engine.submit(fee_draft(r.peers[1], kind="launch-rocket"))
+        assert kind.value.code == "unknown-kind"
+        with pytest.raises(Refused):
+            await r.engine.submit(fee_draft(r.peers[1], cost=Cost(), confidence=float("nan")))
+
+
+async def test_pause_stops_execution_and_survives_restart(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with rig(tmp_path, mode=Governance.AUTONOMOUS) as r:
+        await r.engine.pause("maintenance")
+        status = await r.engine.submit(fee_draft(r.peers[1]))
+        await trio.sleep(5)
+        assert r.engine.get(status.id).held_by == "paused"  # type: ignore[union-attr]
+    async with rig(tmp_path, mode=Governance.AUTONOMOUS) as r:
+        assert r.engine.paused
+        assert r.engine.get(status.id).state is S.PENDING  # type: ignore[union-attr]
+        await r.engine.resume()
+        with trio.fail_after(10):
+            final = await r.engine.wait_final(status.id)
+        assert final.state is S.FAILED  # the sim node has no channel with that peer: no-op
