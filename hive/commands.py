@@ -103,6 +103,13 @@ CATALOGUE: tuple[CommandSpec, ...] = (
         "Revoke a member (admins only); every member then refuses its messages.",
     ),
     CommandSpec(
+        "hive-rebalance",
+        "[since_hours] [run] [out_peer] [in_peer] [amount_sat]",
+        "Forecasts, recent rebalance decisions with their figures, member fee policy, and "
+        "liquidity provided/consumed per member over SINCE_HOURS (default 168); RUN=true "
+        "plans now; OUT_PEER IN_PEER AMOUNT_SAT proposes that move.",
+    ),
+    CommandSpec(
         "hive-pending",
         "",
         "Proposals waiting for a decision or for budget (held by a named limit), oldest first.",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import attrs
 
+from hive.fleet.rebalance import RebalancePolicy
 from hive.governance.limits import Limits
 
 
@@ -71,6 +72,25 @@ class GossipConfig:
 
 
 @attrs.frozen
+class RebalanceConfig:
+    """Member fee policy and rebalancing (docs/REBALANCING.md)."""
+
+    # What we charge members to forward through our channels with them (0/0: free).
+    member_fee_base_msat: int = 0
+    member_fee_ppm: int = 0
+    # How often member channels' fees are checked and re-asserted (channel events and
+    # membership changes also trigger a check at once).
+    fee_check_s: float = 600.0
+    # How often forecasts are refreshed and needs planned.
+    check_s: float = 300.0
+    # At most this many moves started per check.
+    max_moves_per_check: int = 2
+    # Source channels tried per need (each a route query).
+    sources_per_need: int = 3
+    policy: RebalancePolicy = attrs.field(factory=RebalancePolicy)
+
+
+@attrs.frozen
 class DecisionConfig:
     """The decision engine (hive/actors/engine.py): expiry, the oracle, webhooks, hard limits."""
 
@@ -98,4 +118,5 @@ class HiveConfig:
     ping_interval_s: float = 60.0
     membership: MembershipConfig = attrs.field(factory=MembershipConfig)
     gossip: GossipConfig = attrs.field(factory=GossipConfig)
+    rebalance: RebalanceConfig = attrs.field(factory=RebalanceConfig)
     decisions: DecisionConfig = attrs.field(factory=DecisionConfig)

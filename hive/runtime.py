@@ -14,6 +14,10 @@ Wiring (all channels bounded, each receive side owned by exactly one actor)::
                             |  +----NodeEvent(peers, channels, fwds)---> gossip
                             +------------------ outbox <---------------- (every actor)
 
+    producers --Draft--> engine --Executor--> node port      engine --EngineEvent--> hub
+    operator commands --approve/reject/pause--> engine         (decision-http: webhooks,
+    deciders (HTTP oracle, agents) <--packet-- engine           the HTTP oracle)
+
 The transport asks membership whether each verified frame may pass (members only, except the
 join handshake). Supervision policy (see ARCHITECTURE.md): actors restart with backoff on
 transient errors (the node's RPC timing out, a peer vanishing); any other exception is a bug
@@ -36,10 +40,12 @@ from hive.actors.contact import AddressBook
 from hive.actors.decision_http import DecisionHttp, wanted
 from hive.actors.engine import Engine
 from hive.actors.executors import register_builtin
+from hive.actors.feepolicy import FeePolicyActor
 from hive.actors.fleetstate import FleetState
 from hive.actors.gossip import Gossip
 from hive.actors.liveness import Liveness
 from hive.actors.membership import Membership
+from hive.actors.rebalancer import Rebalancer
 from hive.actors.replaystate import keep_replay_saved, load_replay
 from hive.actors.sequence import keep_reserved, starting_seq
 from hive.actors.transport import Transport
@@ -51,6 +57,7 @@ from hive.events import EventSink, LogSink
 from hive.governance_commands import GovernanceCommands
 from hive.node.port import NodeInfo, NodePort
 from hive.protocol.wire.facade import HiveWire
+from hive.rebalance_commands import rebalance_command
 from hive.store import open_store
 from hive.supervisor import Backoff, Supervisor, actor
 
@@ -97,6 +104,8 @@ class Runtime:
         self.gossip: Gossip | None = None
         self.engine: Engine | None = None
         self.decision_http: DecisionHttp | None = None
+        self.feepolicy: FeePolicyActor | None = None
+        self.rebalancer: Rebalancer | None = None
         self.ready = trio.Event()
 
     # ------------------------------------------------------------------------------------------
@@ -171,6 +180,32 @@ class Runtime:
             register_builtin(engine, self.node)
             await engine.load()
             self.engine = engine
+            feepolicy = FeePolicyActor(
+                node=self.node,
+                transport=transport,
+                membership=membership,
+                store=store,
+                node_id=info.node_id,
+                now_ms=self._now_ms,
+                config=self.config.rebalance,
+            )
+            await feepolicy.load()
+            rebalancer = Rebalancer(
+                node=self.node,
+                transport=transport,
+                membership=membership,
+                statemap=fleet.statemap,
+                store=store,
+                node_id=info.node_id,
+                now_ms=self._now_ms,
+                governance=self.config.governance,
+                config=self.config.rebalance,
+                engine=engine,
+            )
+            rebalancer.fee_policy = feepolicy
+            await rebalancer.load()
+            gossip.rebalancing = rebalancer
+            self.feepolicy, self.rebalancer = feepolicy, rebalancer
             self.transport, self.liveness, self.membership = transport, liveness, membership
             self.fleet, self.gossip = fleet, gossip
             self._admin = MembershipCommands(membership, liveness)
@@ -188,6 +223,8 @@ class Runtime:
                 if wanted(self.config.decisions):
                     self.decision_http = DecisionHttp(engine, self.config.decisions)
                     await supervisor.start("decision-http", self.decision_http.run)
+                await supervisor.start("feepolicy", feepolicy.run, inbox=feepolicy.events)
+                await supervisor.start("rebalancer", rebalancer.run, inbox=rebalancer.events)
                 log.info("hive companion for %s is running", info.node_id)
                 self.events.emit("started", f"companion running for node {info.node_id}")
                 self.ready.set()
@@ -222,6 +259,7 @@ class Runtime:
         bound = [
             Command(spec("hive-status"), self._cmd_status),
             Command(spec("hive-state"), self._cmd_state),
+            Command(spec("hive-rebalance"), self._cmd_rebalance),
         ]
         for name, method in handlers.items():
             bound.append(Command(spec(name), self._membership_handler(name, method)))
@@ -289,6 +327,11 @@ class Runtime:
                 CommandError.NOT_FOUND, f"hive-state: no state record of {member} is held"
             )
         return record
+
+    async def _cmd_rebalance(self, params: Mapping[str, Any]) -> JsonDict:
+        if self.rebalancer is None or self.feepolicy is None:
+            raise CommandError(CommandError.NOT_READY, "hive-rebalance: the companion is starting")
+        return await rebalance_command(self.rebalancer, self.feepolicy, params)
 
     def command(self, name: str) -> Callable[[Mapping[str, Any]], Awaitable[JsonDict]]:
         """The handler of one command (for in-process callers such as the demo and tests)."""
@@ -358,4 +401,5 @@ class Runtime:
             "peers": peers,
             "gossip": {**self.gossip.status(), **self.fleet.status()},
             "decisions": decisions,
+            "member_fees": self.feepolicy.status() if self.feepolicy else None,
         }

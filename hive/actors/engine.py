@@ -127,6 +127,10 @@ class Engine:
     def pending(self) -> list[ProposalStatus]:
         return sorted(self._open.values(), key=lambda s: (s.proposal.created_ms, s.id))
 
+    def recent(self) -> list[ProposalStatus]:
+        """Proposals that became final in this run, most recent last (at most 256)."""
+        return list(self._recent.values())
+
     def get(self, proposal_id: str) -> ProposalStatus | None:
         return self._open.get(proposal_id) or self._recent.get(proposal_id)
 

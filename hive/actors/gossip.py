@@ -40,7 +40,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -50,6 +50,7 @@ from hive.actors.membership import Membership
 from hive.actors.transport import Outgoing, Transport
 from hive.config import GossipConfig
 from hive.fleet.own import Earnings, MaterialPolicy, build_state, material_change, same_content
+from hive.fleet.rebalance import Balance
 from hive.node.port import (
     ChannelOpened,
     ChannelStateChanged,
@@ -62,8 +63,11 @@ from hive.node.port import (
 from hive.protocol.errors import DELTA_GAP, OWN_FRAME, REPLAY, ProtocolError
 from hive.protocol.gossip.relay import RelayPolicy, open_relayed
 from hive.protocol.gossip.state import (
+    NO_REBALANCING,
     MemberState,
+    RebalanceTotals,
     Relayed,
+    ReputationNote,
     StateDelta,
     StateDigest,
     StateRequest,
@@ -127,6 +131,16 @@ def frame_len(message: Message) -> int:
     return MIN_FRAME_LEN + len(encode_message(message)[1])
 
 
+class RebalancingSource(Protocol):
+    """What the rebalancing actors add to our published state."""
+
+    def balances(self) -> Sequence[Balance]: ...
+
+    def totals_record(self) -> RebalanceTotals: ...
+
+    def reputation(self) -> Sequence[ReputationNote]: ...
+
+
 class Gossip:
     """Publisher, receiver, relay and anti-entropy of state gossip."""
 
@@ -172,6 +186,8 @@ class Gossip:
         self._digest_replied: dict[NodeId, int] = {}
         self._interest: dict[NodeId, dict[NodeId, int]] = {}  # origin -> {peer: expiry ms}
         self._scid_peer: dict[str, NodeId] = {}
+        # Set by the runtime: surplus/deficit, rebalancing totals and notes (issue 15).
+        self.rebalancing: RebalancingSource | None = None
         transport.subscribe(GOSSIP_KINDS, self.inbox)
         transport.subscribe_events(self.events)
 
@@ -258,13 +274,16 @@ class Gossip:
             self._saved_earnings = earnings
         onchain = await self.node.onchain_balance_sat()
         base = 0 if self.published is None else self.published.version
+        extra = self.rebalancing
         current = build_state(
             base,
             channels,
             onchain,
-            reputation=self.fleet.reputation(),
+            reputation=(*self.fleet.reputation(), *(extra.reputation() if extra else ())),
             earnings=self.earnings,
             addresses=self.fleet.contact.own,
+            balances=extra.balances() if extra else (),
+            rebalancing=extra.totals_record() if extra else NO_REBALANCING,
         )
         now = self.now_ms()
         due = now - self._last_sent_ms >= self.config.interval_s * 1000

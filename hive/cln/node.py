@@ -42,6 +42,7 @@ from hive.node.port import (
     NodeInfo,
     OpenResult,
     PaymentResult,
+    PaymentStatus,
     PeerView,
     PublicChannel,
     Route,
@@ -70,6 +71,10 @@ INVOICE_MIN_FINAL_CLTV = 18
 PAY_TIMEOUT_S = 60
 INVOICE_EXPIRY_S = 600
 CLBOSS_UNMANAGE = "clboss-unmanage"
+ASKRENE_CREATE_LAYER = "askrene-create-layer"
+FLEET_LAYER = "hive-fleet"
+# Fleet channels put at zero fee in one getroutes layer (each costs two RPC calls).
+MAX_FREE_CHANNELS = 200
 
 
 class ClnNode:
@@ -92,6 +97,10 @@ class ClnNode:
         self._node_id: NodeId | None = None
         self._open_ignored: dict[NodeId, str] = {}
         self._clboss: bool | None = None
+        self._clboss_tags: dict[NodeId, set[str]] = {}
+        self._askrene: bool | None = None
+        self._layer_lock = trio.Lock()
+        self._layer_scids: frozenset[str] | None = None  # what FLEET_LAYER holds now
         self.events_delivered = 0
         self.events_rejected: collections.Counter[str] = collections.Counter()
 
@@ -207,9 +216,13 @@ class ClnNode:
         )
 
     async def set_fee_policy(self, peer_id: NodeId, policy: FeePolicy) -> None:
-        await self.gateway.call(
+        result = await self.gateway.call(
             "setchannel", {"id": peer_id, "feebase": policy.base_msat, "feeppm": policy.ppm}
         )
+        applied = views.parse_setchannel(result)
+        wrong = {scid: fee for scid, fee in applied.items() if fee != policy}
+        if wrong:
+            raise NodeError(f"setchannel left other fees than {policy} on {wrong}")
 
     # ------------------------------------------------------------------------------------------
     # Routes and payments
@@ -236,19 +249,34 @@ class ClnNode:
             raise
 
     async def find_circular_route(
-        self, out_peer: NodeId, in_peer: NodeId, amount_msat: int
+        self,
+        out_peer: NodeId,
+        in_peer: NodeId,
+        amount_msat: int,
+        *,
+        free_channels: Sequence[str] = (),
+        max_fee_msat: int | None = None,
     ) -> Route:
         """Leave through our channel with ``out_peer``, come back through ``in_peer``'s.
 
-        The middle part is ``getroute`` from ``out_peer`` to ``in_peer`` with ourselves
-        excluded; the two hops through our own channels are added around it, with the fees the
-        gossip graph shows for ``in_peer``'s side of our incoming channel and for ``out_peer``'s
-        first outgoing channel.
+        The middle part is routed from ``out_peer`` to ``in_peer`` (the far sides of our two
+        channels) by askrene's ``getroutes`` where it runs, with our layer ``hive-fleet`` that
+        disables this node (so the middle never passes through us) and sets every channel of
+        ``free_channels`` to zero fee (rebuilt when that set changes); without askrene by
+        ``getroute`` with us excluded. The two hops through our own channels are added
+        around it. ``getroutes`` is never asked
+        for a route from a node to itself: on v25.12.1 that aborted askrene and took
+        lightningd down.
         """
         us = await self._our_id()
+        if us in (out_peer, in_peer):
+            raise RouteNotFound("a circular route leaves and returns through peers, not us")
+        free = set(free_channels)
         out_chan = await self._pick_channel(out_peer, amount_msat, outgoing=True)
         in_chan = await self._pick_channel(in_peer, amount_msat, outgoing=False, avoid=out_chan)
         in_fee, in_delay = await self._policy(in_chan, in_peer)
+        if in_chan in free:
+            in_fee = FeePolicy(base_msat=0, ppm=0)
         last = RouteHop(
             node_id=us, short_channel_id=in_chan, amount_msat=amount_msat, delay=FINAL_CLTV
         )
@@ -260,7 +288,109 @@ class ClnNode:
                 amount_msat=at_in_peer,
                 delay=FINAL_CLTV + in_delay,
             )
-            return Route(hops=(first, last))
+            route = Route(hops=(first, last))
+        else:
+            budget = amount_msat if max_fee_msat is None else max_fee_msat
+            leg_budget = budget - (at_in_peer - amount_msat)
+            if leg_budget < 0:
+                raise RouteNotFound(
+                    f"the last hop alone costs {at_in_peer - amount_msat} msat, above {budget}"
+                )
+            if await self._askrene_present():
+                middle = await self._getroutes(
+                    us, out_peer, in_peer, at_in_peer, FINAL_CLTV + in_delay, leg_budget, free
+                )
+                first = RouteHop(
+                    node_id=out_peer,
+                    short_channel_id=out_chan,
+                    amount_msat=middle.start_amount_msat,
+                    delay=middle.start_delay,
+                )
+                route = Route(hops=(first, *middle.hops, last))
+            else:
+                route = await self._getroute_circle(
+                    us, out_peer, in_peer, out_chan, at_in_peer, in_delay, last
+                )
+        if max_fee_msat is not None and route.fee_msat > max_fee_msat:
+            raise RouteNotFound(
+                f"cheapest circular route costs {route.fee_msat} msat, above {max_fee_msat}"
+            )
+        return route
+
+    async def _getroutes(
+        self,
+        us: NodeId,
+        source: NodeId,
+        destination: NodeId,
+        amount_msat: int,
+        final_cltv: int,
+        maxfee_msat: int,
+        free: Collection[str],
+    ) -> views.RouteLeg:
+        if source == destination or us in (source, destination):
+            # Never: getroutes from a node to itself crashed lightningd (v25.12.1).
+            raise RouteNotFound(f"refusing getroutes from {source} to {destination}")
+        wanted = frozenset(sorted(free)[:MAX_FREE_CHANNELS])
+        params = {
+            "source": source,
+            "destination": destination,
+            "amount_msat": amount_msat,
+            "layers": ["auto.localchans", FLEET_LAYER],
+            "maxfee_msat": maxfee_msat,
+            "final_cltv": final_cltv,
+        }
+        async with self._layer_lock:
+            for attempt in (1, 2):
+                if self._layer_scids != wanted:
+                    await self._build_fleet_layer(us, wanted)
+                try:
+                    return views.parse_getroutes(await self.gateway.call("getroutes", params))
+                except NodeError as exc:
+                    if exc.code == PAY_ROUTE_NOT_FOUND:
+                        raise RouteNotFound(str(exc), code=exc.code) from exc
+                    if exc.code == INVALID_PARAMS and "layer" in str(exc) and attempt == 1:
+                        self._layer_scids = None  # askrene lost it (restarted): build it again
+                        continue
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _build_fleet_layer(self, us: NodeId, scids: frozenset[str]) -> None:
+        """Our askrene layer: this node disabled (a circle's middle never passes through us)
+        and every fleet channel at zero fee. Rebuilt whole when the fleet's channels change,
+        so a channel that left the fleet does not stay free in it."""
+        self._layer_scids = None
+        try:
+            await self.gateway.call("askrene-remove-layer", {"layer": FLEET_LAYER})
+        except NodeError as exc:
+            if exc.code != INVALID_PARAMS:  # "Unknown layer": nothing to remove
+                raise
+        await self.gateway.call(ASKRENE_CREATE_LAYER, {"layer": FLEET_LAYER})
+        await self.gateway.call("askrene-disable-node", {"layer": FLEET_LAYER, "node": us})
+        for scid in sorted(scids):
+            for direction in (0, 1):
+                await self.gateway.call(
+                    "askrene-update-channel",
+                    {
+                        "layer": FLEET_LAYER,
+                        "short_channel_id_dir": f"{scid}/{direction}",
+                        "fee_base_msat": 0,
+                        "fee_proportional_millionths": 0,
+                    },
+                )
+        self._layer_scids = scids
+        log.info("askrene layer %s: %d fleet channels at zero fee", FLEET_LAYER, len(scids))
+
+    async def _getroute_circle(
+        self,
+        us: NodeId,
+        out_peer: NodeId,
+        in_peer: NodeId,
+        out_chan: str,
+        at_in_peer: int,
+        in_delay: int,
+        last: RouteHop,
+    ) -> Route:
+        """The middle part by ``getroute`` (CLN without askrene)."""
         middle = await self._getroute(
             {
                 "id": in_peer,
@@ -280,6 +410,16 @@ class ClnNode:
             delay=head.delay + out_delay,
         )
         return Route(hops=(first, *middle.hops, last))
+
+    async def _askrene_present(self) -> bool:
+        if self._askrene is None:
+            try:
+                await self.gateway.call("help", {"command": "getroutes"})
+                self._askrene = True
+            except NodeError:
+                self._askrene = False
+            log.info("askrene %s", "found: routing with getroutes" if self._askrene else "absent")
+        return self._askrene
 
     async def _pick_channel(
         self, peer: NodeId, amount_msat: int, *, outgoing: bool, avoid: str | None = None
@@ -311,7 +451,7 @@ class ClnNode:
                 return channel.fee, delays[(scid, source)]
         raise RouteNotFound(f"the gossip graph has no policy of {source} on channel {scid}")
 
-    async def pay_route(self, route: Route) -> PaymentResult:
+    async def pay_route(self, route: Route, *, label: str | None = None) -> PaymentResult:
         """Pay a circular ``route`` (one ending at this node) with a fresh invoice to ourselves.
 
         Paying another node's invoice along a fixed route needs that invoice's hash and secret,
@@ -322,7 +462,7 @@ class ClnNode:
             raise NodeError(
                 f"pay_route pays circular routes only; this one ends at {route.destination}"
             )
-        label = f"hive-rebalance-{secrets.token_hex(8)}"
+        label = label or f"hive-rebalance-{secrets.token_hex(8)}"
         invoice = await self.gateway.call(
             "invoice",
             {
@@ -334,15 +474,7 @@ class ClnNode:
             },
         )
         payment_hash, payment_secret = views.parse_invoice(invoice)
-        hops = [
-            {
-                "id": h.node_id,
-                "channel": h.short_channel_id,
-                "amount_msat": h.amount_msat,
-                "delay": h.delay,
-            }
-            for h in route.hops
-        ]
+        hops = views.sendpay_route(route)
         try:
             await self.gateway.call(
                 "sendpay",
@@ -362,6 +494,15 @@ class ClnNode:
         except NodeError as exc:
             raise _payment_failed(exc) from exc
         return views.parse_payment(result, route)
+
+    async def payment_status(self, label: str) -> PaymentStatus:
+        """From our invoice ``label`` (paid: the circle closed) and its sendpay parts."""
+        invoices = await self.gateway.call("listinvoices", {"label": label})
+        status = views.parse_payment_status(label, invoices)
+        if status.payment_hash is None:
+            return status
+        sendpays = await self.gateway.call("listsendpays", {"payment_hash": status.payment_hash})
+        return views.parse_payment_status(label, invoices, sendpays)
 
     # ------------------------------------------------------------------------------------------
     # Signatures
@@ -387,12 +528,40 @@ class ClnNode:
             self._open_ignored[peer_id] = reason
         else:
             self._open_ignored.pop(peer_id, None)
-        if not await self._clboss_present():
+        if not await self._clboss_tag(peer_id, "open", ignored):
             log.info("open %s for %s (%s); no CLBOSS to tell", _verb(ignored), peer_id, reason)
             return
-        tags = "open" if ignored else ""
-        await self.gateway.call(CLBOSS_UNMANAGE, {"nodeid": peer_id, "tags": tags})
         log.info("open %s for %s (%s); CLBOSS told", _verb(ignored), peer_id, reason)
+
+    async def set_fee_unmanaged(self, peer_id: NodeId, unmanaged: bool) -> None:
+        """``clboss-unmanage <node> lnfee`` while the fleet sets that peer's fees."""
+        told = await self._clboss_tag(peer_id, "lnfee", unmanaged)
+        log.info(
+            "fees of %s %s; %s",
+            peer_id,
+            "unmanaged by CLBOSS" if unmanaged else "given back to CLBOSS",
+            "CLBOSS told" if told else "no CLBOSS to tell",
+        )
+
+    async def _clboss_tag(self, peer_id: NodeId, tag: str, on: bool) -> bool:
+        """Set or clear one of our tags for ``peer_id`` and send CLBOSS the whole set.
+
+        ``clboss-unmanage`` replaces a node's tags, so opens and fees, set by different
+        actors, are sent together ("lnfee,open"); an empty set gives the node back to CLBOSS.
+        Returns whether CLBOSS runs."""
+        tags = self._clboss_tags.setdefault(peer_id, set())
+        if on:
+            tags.add(tag)
+        else:
+            tags.discard(tag)
+        if not tags:
+            del self._clboss_tags[peer_id]
+        if not await self._clboss_present():
+            return False
+        await self.gateway.call(
+            CLBOSS_UNMANAGE, {"nodeid": peer_id, "tags": ",".join(sorted(tags))}
+        )
+        return True
 
     def open_ignored(self) -> Mapping[NodeId, str]:
         """Peers we do not open channels to, with the reason given."""
@@ -420,6 +589,8 @@ class ClnNode:
             },
             "open_ignored": self.open_ignored(),
             "clboss": self._clboss,
+            "clboss_unmanaged": {p: ",".join(sorted(t)) for p, t in self._clboss_tags.items()},
+            "askrene": self._askrene,
         }
 
 

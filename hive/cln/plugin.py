@@ -34,7 +34,7 @@ from hive.cln.gateway import RpcGateway
 from hive.cln.node import ClnNode
 from hive.cln.pyln_glue import HivePlugin, answer_error, use_lightningd_levels
 from hive.commands import CATALOGUE, Command, CommandError, CommandSpec, JsonDict
-from hive.config import GossipConfig, Governance, HiveConfig
+from hive.config import GossipConfig, Governance, HiveConfig, RebalanceConfig
 from hive.errors import NodeError, TransientError
 from hive.governance.options import OPTIONS as DECISION_OPTIONS
 from hive.governance.options import DecisionOptionError, decisions_from_options
@@ -105,8 +105,34 @@ def config_from_init(options: Mapping[str, Any], configuration: Mapping[str, Any
         governance=gov,
         log_level=level,
         gossip=GossipConfig(saturation_cap=cap, saturation_release=release),
+        rebalance=RebalanceConfig(
+            member_fee_ppm=_fee(options, "hive-member-fee-ppm", MAX_MEMBER_FEE_PPM),
+            member_fee_base_msat=_fee(
+                options, "hive-member-fee-base-msat", MAX_MEMBER_FEE_BASE_MSAT
+            ),
+        ),
         decisions=decisions,
     )
+
+
+# Member fees are meant to be zero or near it; these bounds catch typos (a fee in sat
+# written as msat), not policy.
+MAX_MEMBER_FEE_PPM = 10_000
+MAX_MEMBER_FEE_BASE_MSAT = 100_000
+
+
+def _fee(options: Mapping[str, Any], name: str, maximum: int) -> int:
+    """A whole number in [0, maximum]; empty means 0."""
+    raw = options.get(name)
+    if raw in (None, ""):
+        return 0
+    text = str(raw).strip()
+    if isinstance(raw, bool) or not text.isdigit():
+        raise OptionError(f"{name} must be a whole number from 0 to {maximum}, got {raw!r}")
+    value = int(text)
+    if value > maximum:
+        raise OptionError(f"{name} must be at most {maximum}, got {raw!r}")
+    return value
 
 
 def _fraction(options: Mapping[str, Any], name: str, default: float) -> float:
@@ -296,6 +322,18 @@ def _register(plugin: Any, bridge: PluginBridge, specs: Sequence[CommandSpec]) -
         "hive-saturation-release",
         str(_DEFAULT_GOSSIP.saturation_release),
         "Fleet share below which a saturated target is considered for opens again; below the cap",
+        opt_type="string",
+    )
+    plugin.add_option(
+        "hive-member-fee-ppm",
+        "0",
+        "Proportional fee (ppm) charged to fleet members on our channels with them (0..10000)",
+        opt_type="string",
+    )
+    plugin.add_option(
+        "hive-member-fee-base-msat",
+        "0",
+        "Base fee (msat) charged to fleet members on our channels with them (0..100000)",
         opt_type="string",
     )
 

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import attrs
+
 from hive.errors import NodeError
 from hive.node.port import (
     ChannelState,
@@ -26,6 +28,8 @@ from hive.node.port import (
     NodeInfo,
     OpenResult,
     PaymentResult,
+    PaymentState,
+    PaymentStatus,
     PeerView,
     PublicChannel,
     Route,
@@ -409,6 +413,129 @@ def parse_route(result: object, rpc: str = "getroute") -> Route:
     if not hops:
         raise NodeError(f"{rpc}: the route is empty")
     return Route(hops=hops)
+
+
+@attrs.frozen
+class RouteLeg:
+    """One ``getroutes`` route as sendpay hops, and what enters its first hop.
+
+    ``start_amount_msat`` / ``start_delay`` are ``path[0]``'s: what the source node itself
+    must receive (it forwards into the first channel), so a caller that prepends a hop *to*
+    the source uses them for that hop."""
+
+    start_amount_msat: int
+    start_delay: int
+    hops: tuple[RouteHop, ...]
+
+
+def parse_getroutes(result: object) -> RouteLeg:
+    """``getroutes`` (askrene): the most probable route, converted to sendpay hops.
+
+    ``path[i].amount_msat`` and ``path[i].delay`` are what arrives at the node at the *start*
+    of hop i, so sendpay hop i (to ``path[i].next_node_id`` over ``path[i]``'s channel) takes
+    ``path[i + 1]``'s amount and delay, and the last hop the route's ``amount_msat`` and
+    ``final_cltv`` (see the v25.12.1 fixtures' README)."""
+    f = _Fields(result, "getroutes")
+    routes = f.items("routes")
+    if not routes:
+        raise NodeError("getroutes: the answer holds no route")
+    best = max(routes, key=lambda r: r.opt_int("probability_ppm", 0))
+    path = best.items("path")
+    if not path:
+        raise NodeError("getroutes: the route's path is empty")
+    final_amount = best.amount("amount_msat")
+    final_cltv = best.integer("final_cltv")
+    hops: list[RouteHop] = []
+    for i, hop in enumerate(path):
+        nxt: _Fields | None = path[i + 1] if i + 1 < len(path) else None
+        hops.append(
+            RouteHop(
+                node_id=hop.text("next_node_id"),
+                short_channel_id=_scid_of(hop.text("short_channel_id_dir"), hop),
+                amount_msat=final_amount if nxt is None else nxt.amount("amount_msat"),
+                delay=final_cltv if nxt is None else nxt.integer("delay"),
+            )
+        )
+    return RouteLeg(
+        start_amount_msat=path[0].amount("amount_msat"),
+        start_delay=path[0].integer("delay"),
+        hops=tuple(hops),
+    )
+
+
+def _scid_of(scid_dir: str, where: _Fields) -> str:
+    scid, sep, direction = scid_dir.partition("/")
+    if not sep or direction not in ("0", "1") or scid.count("x") != 2:
+        raise where._bad("short_channel_id_dir", "SCID/0|1", scid_dir)
+    return scid
+
+
+def parse_setchannel(result: object) -> dict[str, FeePolicy]:
+    """``setchannel``: the fee each touched channel now has, by short channel id."""
+    out: dict[str, FeePolicy] = {}
+    for c in _Fields(result, "setchannel").items("channels"):
+        scid = c.opt_str("short_channel_id")
+        if scid is None:
+            continue  # not yet confirmed: CLN has no scid for it
+        out[scid] = FeePolicy(
+            base_msat=c.amount("fee_base_msat"), ppm=c.integer("fee_proportional_millionths")
+        )
+    return out
+
+
+def sendpay_route(route: Route) -> list[dict[str, Any]]:
+    """The port's route as ``sendpay``'s ``route`` parameter."""
+    return [
+        {
+            "id": h.node_id,
+            "channel": h.short_channel_id,
+            "amount_msat": h.amount_msat,
+            "delay": h.delay,
+        }
+        for h in route.hops
+    ]
+
+
+def parse_payment_status(
+    label: str, invoices: object, sendpays: object | None = None
+) -> PaymentStatus:
+    """What became of the circular payment to our own invoice ``label``.
+
+    ``invoices`` is ``listinvoices label=LABEL``; ``sendpays`` is ``listsendpays
+    payment_hash=H`` for that invoice's hash (None when not asked). The invoice being paid is
+    the proof the circle closed; otherwise the sendpay parts say whether HTLCs are still in
+    flight (pending), all failed, or none was ever sent."""
+    found = _Fields(invoices, "listinvoices").items("invoices")
+    mine = [i for i in found if i.opt_str("label") == label]
+    if not mine:
+        return PaymentStatus(label, PaymentState.UNKNOWN)
+    inv = mine[0]
+    payment_hash = inv.text("payment_hash")
+    parts = [] if sendpays is None else _Fields(sendpays, "listsendpays").items("payments")
+    parts = [p for p in parts if p.opt_str("payment_hash") == payment_hash]
+    sent = sum(
+        p.opt_amount("amount_sent_msat", 0) for p in parts if p.opt_str("status") == "complete"
+    )
+    if inv.opt_str("status") == "paid":
+        received = inv.opt_amount("amount_received_msat", inv.opt_amount("amount_msat", 0))
+        return PaymentStatus(
+            label,
+            PaymentState.COMPLETE,
+            payment_hash=payment_hash,
+            amount_msat=received,
+            fee_msat=max(0, sent - received) if sent else None,
+        )
+    statuses = {p.opt_str("status") for p in parts}
+    if "pending" in statuses:
+        state = PaymentState.PENDING
+    elif "complete" in statuses:
+        # Settled at the hop level but our invoice is not marked paid (yet): not a failure.
+        state = PaymentState.PENDING
+    elif statuses:
+        state = PaymentState.FAILED
+    else:
+        state = PaymentState.UNKNOWN
+    return PaymentStatus(label, state, payment_hash=payment_hash)
 
 
 def parse_payment(result: object, route: Route, rpc: str = "waitsendpay") -> PaymentResult:

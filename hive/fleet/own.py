@@ -14,12 +14,16 @@ What goes into the record:
 * **opportunities**: fees earned per peer from settled forwards, the 100 best;
 * **addresses**: where we accept connections (``host:port``, at most 4), so members without a
   channel to us find us again after a restart.
+* **balances** (rebalancing): surplus and deficit per peer and direction from the rebalancer's
+  forecast, summed over the channels with that peer, the 100 largest; and our own
+  **rebalancing** totals (provided, consumed, fees paid, moves).
 
 A change is *material*, and published at once, when a channel is added, removed or resized, a
 peer's local share moves by more than ``share_change_ppm``, outbound, inbound or on-chain
 liquidity moves by more than ``liquidity_fraction`` of its published value (any change from
-zero counts), or a reputation note appears or goes. Anything else (balances drifting a
-little, earnings) rides along with the next material change or the next keepalive interval.
+zero counts), a reputation note appears or goes, or a peer starts or stops being in deficit
+(the fleet must know at once who needs liquidity). Anything else (balances drifting a little,
+earnings, surplus) rides along with the next material change or the next keepalive interval.
 """
 
 from __future__ import annotations
@@ -28,15 +32,20 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
+from hive.fleet.rebalance import Balance
 from hive.node.port import ChannelState, ChannelView, NodeId
 from hive.protocol.gossip.state import (
+    MAX_BALANCES,
     MAX_NOTES,
     MAX_OPPORTUNITIES,
+    NO_REBALANCING,
     PPM,
+    ChannelBalance,
     Liquidity,
     MemberState,
     Opportunity,
     PeerEdge,
+    RebalanceTotals,
     ReputationNote,
 )
 
@@ -68,6 +77,8 @@ def build_state(
     reputation: Iterable[ReputationNote] = (),
     earnings: Mapping[NodeId, Earnings] | None = None,
     addresses: Sequence[str] = (),
+    balances: Iterable[Balance] = (),
+    rebalancing: RebalanceTotals = NO_REBALANCING,
 ) -> MemberState:
     """Our :class:`MemberState` at ``version`` from the node's channels and balances.
 
@@ -111,6 +122,33 @@ def build_state(
         reputation=tuple(reputation)[:MAX_NOTES],
         opportunities=opportunities,
         addresses=tuple(addresses),
+        balances=_channel_balances(balances),
+        rebalancing=rebalancing,
+    )
+
+
+def _channel_balances(balances: Iterable[Balance]) -> tuple[ChannelBalance, ...]:
+    """Per-peer sums, nonzero ones only, the :data:`MAX_BALANCES` largest."""
+    per_peer: dict[NodeId, list[int]] = {}
+    for b in balances:
+        sums = per_peer.setdefault(b.peer, [0, 0, 0, 0])
+        for i, v in enumerate(
+            (b.surplus_out_msat, b.deficit_out_msat, b.surplus_in_msat, b.deficit_in_msat)
+        ):
+            sums[i] += max(0, v)
+    ranked = sorted(
+        ((peer, sums) for peer, sums in per_peer.items() if any(sums)),
+        key=lambda item: (-sum(item[1]), item[0]),
+    )
+    return tuple(
+        ChannelBalance(
+            peer=bytes.fromhex(peer),
+            surplus_out_msat=min(sums[0], U64_MAX),
+            deficit_out_msat=min(sums[1], U64_MAX),
+            surplus_in_msat=min(sums[2], U64_MAX),
+            deficit_in_msat=min(sums[3], U64_MAX),
+        )
+        for peer, sums in ranked[:MAX_BALANCES]
     )
 
 
@@ -172,6 +210,12 @@ def material_change(
         return f"reputation notes changed ({len(old_notes)} -> {len(new_notes)})"
     if published.addresses != current.addresses:
         return "addresses changed"
+    old_short = {b.peer for b in published.balances if b.deficit_out_msat or b.deficit_in_msat}
+    new_short = {b.peer for b in current.balances if b.deficit_out_msat or b.deficit_in_msat}
+    for peer in sorted(new_short - old_short):
+        return f"liquidity deficit with {peer.hex()}"
+    for peer in sorted(old_short - new_short):
+        return f"liquidity deficit with {peer.hex()} resolved"
     return None
 
 

@@ -137,6 +137,24 @@ class PaymentResult:
     route: Route
 
 
+class PaymentState(enum.Enum):
+    """Where a payment we started stands, as the node tells it (see ``payment_status``)."""
+
+    COMPLETE = "complete"  # settled: do not pay again
+    PENDING = "pending"  # HTLCs in flight: wait, do not pay again
+    FAILED = "failed"  # every attempt failed: nothing moved
+    UNKNOWN = "unknown"  # the node has no payment under that label: it was never sent
+
+
+@attrs.frozen
+class PaymentStatus:
+    label: str
+    state: PaymentState
+    payment_hash: str | None = None
+    amount_msat: int | None = None
+    fee_msat: int | None = None
+
+
 @attrs.frozen
 class OpenResult:
     peer_id: NodeId
@@ -264,15 +282,30 @@ class NodePort(Protocol):
         ...
 
     async def find_circular_route(
-        self, out_peer: NodeId, in_peer: NodeId, amount_msat: int
+        self,
+        out_peer: NodeId,
+        in_peer: NodeId,
+        amount_msat: int,
+        *,
+        free_channels: Sequence[str] = (),
+        max_fee_msat: int | None = None,
     ) -> Route:
         """A route that leaves through our channel with ``out_peer`` and comes back to us
-        through our channel with ``in_peer``; raises RouteNotFound."""
+        through our channel with ``in_peer``; raises RouteNotFound.
+
+        ``free_channels`` (short channel ids) are fleet channels whose members forward at zero
+        fee: the pathfinder may count them free even before the public graph shows it.
+        ``max_fee_msat`` bounds the route's total fee (RouteNotFound when no route fits)."""
         ...
 
-    async def pay_route(self, route: Route) -> PaymentResult:
+    async def pay_route(self, route: Route, *, label: str | None = None) -> PaymentResult:
         """Pay along ``route``; a route ending at ourselves is a circular rebalance.
-        Raises PaymentFailed."""
+        ``label`` names the payment so that :meth:`payment_status` can find it after a
+        restart (a label is used for one payment only). Raises PaymentFailed."""
+        ...
+
+    async def payment_status(self, label: str) -> PaymentStatus:
+        """What became of the circular payment started under ``label`` (after a restart)."""
         ...
 
     async def sign_message(self, text: str) -> str:
@@ -288,4 +321,9 @@ class NodePort(Protocol):
     async def set_open_ignored(self, peer_id: NodeId, ignored: bool, reason: str) -> None:
         """Stop (or resume) considering ``peer_id`` for channel opens, including telling
         other automation such as CLBOSS where it runs."""
+        ...
+
+    async def set_fee_unmanaged(self, peer_id: NodeId, unmanaged: bool) -> None:
+        """Tell other fee automation (CLBOSS: ``lnfee``) to leave (or resume managing) the fees
+        of our channels with ``peer_id``; a no-op where none runs."""
         ...

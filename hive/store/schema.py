@@ -75,6 +75,50 @@ CREATE TABLE fleet_states (
 """
 
 
+V_REBALANCING = """
+-- Member fee policy (issue 15): the fee our channels with a member had before the member
+-- policy was applied, restored when the member leaves or is revoked.
+CREATE TABLE member_fees (
+    peer_id   TEXT PRIMARY KEY,
+    base_msat INTEGER NOT NULL CHECK (base_msat >= 0),
+    ppm       INTEGER NOT NULL CHECK (ppm >= 0),
+    since_ms  INTEGER NOT NULL
+);
+
+-- Every circular rebalance we started; 'paying' rows are resolved from the node at start.
+CREATE TABLE rebalances (
+    id                   INTEGER PRIMARY KEY,
+    label                TEXT NOT NULL UNIQUE,
+    created_ms           INTEGER NOT NULL,
+    need_scid            TEXT NOT NULL,
+    in_peer              TEXT NOT NULL,
+    out_peer             TEXT NOT NULL,
+    amount_msat          INTEGER NOT NULL CHECK (amount_msat > 0),
+    expected_income_msat INTEGER NOT NULL,
+    cost_msat            INTEGER NOT NULL CHECK (cost_msat >= 0),
+    route                TEXT NOT NULL,
+    status               TEXT NOT NULL CHECK (status IN ('paying', 'succeeded', 'failed')),
+    fee_paid_msat        INTEGER,
+    failing_node         TEXT,
+    reason               TEXT,
+    finished_ms          INTEGER
+);
+CREATE INDEX rebalances_status ON rebalances (status);
+
+-- Who provided and who consumed the liquidity of each settled rebalance (sum per member and
+-- period: the contribution ratio of the reputation issue).
+CREATE TABLE liquidity_shares (
+    rebalance_id INTEGER NOT NULL REFERENCES rebalances (id),
+    member       TEXT NOT NULL,
+    role         TEXT NOT NULL CHECK (role IN ('provided', 'consumed')),
+    amount_msat  INTEGER NOT NULL CHECK (amount_msat >= 0),
+    fee_msat     INTEGER NOT NULL,
+    at_ms        INTEGER NOT NULL,
+    PRIMARY KEY (rebalance_id, member, role)
+);
+CREATE INDEX liquidity_shares_member ON liquidity_shares (member, at_ms);
+"""
+
 V_GOVERNANCE = """
 -- Proposals and where each stands (hive/governance). body: the frozen Proposal as JSON.
 CREATE TABLE proposals (
@@ -125,7 +169,7 @@ CREATE TABLE budget (
 CREATE INDEX budget_window ON budget (state, at_ms);
 """
 
-MIGRATIONS: tuple[str, ...] = (V1_MEMBERSHIP, V_FLEET_CONTACT, V_GOVERNANCE)
+MIGRATIONS: tuple[str, ...] = (V1_MEMBERSHIP, V_FLEET_CONTACT, V_GOVERNANCE, V_REBALANCING)
 """Every migration, oldest first. Append only."""
 
 

@@ -41,6 +41,8 @@ class Fleet:
     runtimes: list[Runtime] = attrs.Factory(list)
     scopes: list[trio.CancelScope] = attrs.Factory(list)
     node_by_runtime: dict[int, SimNode] = attrs.Factory(dict)
+    # Further HiveConfig fields for every companion (e.g. governance, rebalance).
+    config: dict[str, Any] = attrs.Factory(dict)
 
     async def companion(
         self, alias: str, *, wrap: Callable[[SimNode], NodePort] | None = None
@@ -60,6 +62,7 @@ class Fleet:
                 ping_interval_s=60.0,
                 membership=self.membership,
                 gossip=self.gossip,
+                **self.config,
             ),
             now_ms=sim_ms,
             rng=random.Random(seed),

@@ -155,3 +155,26 @@ def test_saturation_options(cap: str | None, release: str | None, expected: tupl
 def test_bad_saturation_options_disable_with_a_reason(options: dict, complaint: str) -> None:
     with pytest.raises(OptionError, match=complaint):
         config_from_init(options, {"lightning-dir": "/ln"})
+
+
+def test_member_fee_options() -> None:
+    default = config_from_init({}, {"lightning-dir": "/ln"}).rebalance
+    assert (default.member_fee_base_msat, default.member_fee_ppm) == (0, 0)
+    options = {"hive-member-fee-ppm": "5", "hive-member-fee-base-msat": " 1000 "}
+    custom = config_from_init(options, {"lightning-dir": "/ln"}).rebalance
+    assert (custom.member_fee_base_msat, custom.member_fee_ppm) == (1000, 5)
+
+
+@pytest.mark.parametrize(
+    ("options", "complaint"),
+    [
+        ({"hive-member-fee-ppm": "-1"}, "hive-member-fee-ppm must be a whole number"),
+        ({"hive-member-fee-ppm": "1.5"}, "whole number"),
+        ({"hive-member-fee-ppm": "10001"}, "at most 10000"),
+        ({"hive-member-fee-base-msat": "1sat"}, "hive-member-fee-base-msat must be"),
+        ({"hive-member-fee-base-msat": "100001"}, "at most 100000"),
+    ],
+)
+def test_bad_member_fee_options_disable_with_a_reason(options: dict, complaint: str) -> None:
+    with pytest.raises(OptionError, match=complaint):
+        config_from_init(options, {"lightning-dir": "/ln"})

@@ -34,6 +34,8 @@ async def test_manifest_and_init(network: Network) -> None:
         "hive-log-level",
         "hive-saturation-cap",
         "hive-saturation-release",
+        "hive-member-fee-ppm",
+        "hive-member-fee-base-msat",
         *(o.name for o in DECISION_OPTIONS),
     }
     assert [o["name"] for o in manifest["options"] if o.get("multi")] == ["hive-webhook-url"]

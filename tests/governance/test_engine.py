@@ -135,3 +135,29 @@ async def test_pause_stops_execution_and_survives_restart(
         with trio.fail_after(10):
             final = await r.engine.wait_final(status.id)
         assert final.state is S.FAILED  # the sim node has no channel with that peer: no-op
+
+
+async def test_subscribers_that_fall_behind_lose_counted_events_and_never_block(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with rig(tmp_path) as r, r.engine.subscribe(capacity=2) as slow:
+        for peer in r.peers[:4]:
+            await r.engine.submit(fee_draft(peer))
+        assert len(drain(slow)) == 2
+        assert r.engine.hub.dropped == 2
+        assert r.engine.status()["events"]["dropped"] == 2
+
+
+async def test_a_change_of_limits_between_starts_is_in_the_ledger(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with rig(tmp_path):
+        pass
+    async with rig(tmp_path, limits=Limits(daily_capital_sat=1_000_000)) as r:
+        rows = await r.store.run(
+            "l", lambda c: sql.ledger_page(c, kind=None, since_ms=None, limit=10)
+        )
+    entries = [row for row in rows if row.entry == "limits"]
+    assert len(entries) == 2  # recorded at the first start, and the change
+    assert entries[0].detail["now"]["daily_capital_sat"] == 1_000_000
+    assert entries[0].detail["before"]["daily_capital_sat"] == 10_000_000

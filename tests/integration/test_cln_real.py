@@ -30,6 +30,8 @@ HIVE_OPTIONS = (
     "hive-log-level",
     "hive-saturation-cap",
     "hive-saturation-release",
+    "hive-member-fee-ppm",
+    "hive-member-fee-base-msat",
 )
 
 
@@ -179,3 +181,84 @@ def test_an_unreachable_member_stays_in_the_fleet_view_after_a_restart(
     view = l1.rpc.call("hive-state")
     shown = {m["member"] for m in view["members"]} | set(view["stale"])
     assert l3.info["id"] in shown
+
+
+def _form_hive(l1: Any, others: list[Any]) -> None:
+    from pyln.testing.utils import wait_for
+
+    l1.rpc.call("hive-genesis", {"name": "regtest"})
+    for joiner in others:
+        ticket = l1.rpc.call("hive-invite", {"valid_hours": 1})["ticket"]
+        joiner.rpc.call(
+            "hive-join", {"ticket": ticket, "member": f"{l1.info['id']}@localhost:{l1.port}"}
+        )
+    for node in (l1, *others):
+        wait_for(lambda node=node: node.rpc.call("hive-status")["hive"]["members"] == 3)
+
+
+def _channel(node: Any, peer: Any) -> dict[str, Any]:
+    (channel,) = node.rpc.listpeerchannels(peer.info["id"])["channels"]
+    return dict(channel)
+
+
+def _local_fee(node: Any, peer: Any) -> tuple[int, int]:
+    local = _channel(node, peer)["updates"]["local"]
+    return int(local["fee_base_msat"]), int(local["fee_proportional_millionths"])
+
+
+def test_members_forward_a_circular_rebalance_at_zero_fee(
+    node_factory: Any, bitcoind: Any, hive_plugin: Path
+) -> None:
+    """Three members in a line, l1 - l2 - l3, and l3 - l1 closing the circle (l3 funded it, so
+    l1's side is empty). Member channels get the member fee (0/0), then l1 refills its channel
+    with l3 by paying itself l1 -> l2 -> l3 -> l1: l2 (the middle) and l3 forward at zero fee,
+    the payment costs nothing, and the balances move by the amount."""
+    from pyln.testing.utils import wait_for
+
+    opts = {"plugin": str(hive_plugin), "hive-governance": "autonomous"}
+    l1, l2, l3 = node_factory.get_nodes(3, opts=opts)
+    _form_hive(l1, [l2, l3])
+    l1.fundchannel(l2, 1_000_000)
+    l2.fundchannel(l3, 1_000_000)
+    l3.fundchannel(l1, 1_000_000)
+    bitcoind.generate_block(5)
+    for node in (l1, l2, l3):
+        wait_for(lambda node=node: len(node.rpc.listchannels()["channels"]) == 6)
+    # the member fee policy, on both sides of every member channel
+    for node, peers in ((l1, (l2, l3)), (l2, (l1, l3)), (l3, (l1, l2))):
+        for peer in peers:
+            wait_for(lambda node=node, peer=peer: _local_fee(node, peer) == (0, 0))
+        kept = node.rpc.call("hive-status")["member_fees"]["member_channels"]
+        assert set(kept) == {p.info["id"] for p in peers}
+    # our fee updates must reach l1's gossip before it routes (askrene reads gossip fees)
+    wait_for(
+        lambda: all(
+            c["base_fee_millisatoshi"] == 0 and c["fee_per_millionth"] == 0
+            for c in l1.rpc.listchannels()["channels"]
+        )
+    )
+    before_l1 = int(_channel(l1, l3)["to_us_msat"])
+    before_l2 = int(_channel(l2, l3)["to_us_msat"])
+    amount_sat = 100_000
+    proposed = l1.rpc.call(
+        "hive-rebalance",
+        {"out_peer": l2.info["id"], "in_peer": l3.info["id"], "amount_sat": amount_sat},
+    )
+    assert proposed["decision"] == "proposed"
+    assert proposed["plan"]["route"] == [l2.info["id"], l3.info["id"], l1.info["id"]]
+    pid = proposed["proposal"]
+
+    def final_state() -> str:
+        return str(l1.rpc.call("hive-why", {"id": pid})["proposal"]["state"])
+
+    wait_for(lambda: final_state() in ("succeeded", "failed"))
+    assert final_state() == "succeeded"
+    assert int(_channel(l1, l3)["to_us_msat"]) == before_l1 + amount_sat * 1000
+    assert int(_channel(l2, l3)["to_us_msat"]) == before_l2 - amount_sat * 1000
+    (forward,) = [f for f in l2.rpc.listforwards()["forwards"] if f["status"] == "settled"]
+    assert forward["fee_msat"] == 0  # the middle member forwarded for free
+    report = l1.rpc.call("hive-rebalance", {"since_hours": 1})
+    by_member = {t["member"]: t for t in report["liquidity_by_member"]}
+    assert by_member[l2.info["id"]]["provided_msat"] == amount_sat * 1000
+    assert by_member[l1.info["id"]]["consumed_msat"] == amount_sat * 1000
+    assert by_member[l1.info["id"]]["fees_msat"] == 0

@@ -35,6 +35,8 @@ import attrs
 import trio
 
 from hive.protocol import lnsig
+from lightningd_double.askrene import Askrene
+from lightningd_double.askrene import RpcError as AskreneError
 from lightningd_double.network import Network
 from lightningd_double.rpc import POSITIONAL, Methods, RpcFail
 
@@ -97,7 +99,15 @@ class LightningdDouble:
         self.clboss_unmanaged: dict[str, str] = {}
         self.rpc_calls: list[tuple[str, dict[str, Any]]] = []
         self._injected: dict[str, _Injected] = {}
+        # Calls whose answer never comes (crash tests): method -> "before" (not executed) or
+        # "after" (executed, answer withheld); `stalled[method]` is set when one arrived.
+        self._stalls: dict[str, str] = {}
+        self.stalled: dict[str, trio.Event] = {}
         self._methods = Methods(self)
+        # askrene (getroutes, layers) and the payment history; see lightningd_double/askrene.py.
+        self.askrene = Askrene(self)
+        self.askrene_crashed = False
+        self.getroutes_calls: list[tuple[str, str]] = []
         # Plugin side.
         self.process: trio.Process | None = None
         self.manifest: dict[str, Any] = {}
@@ -130,6 +140,13 @@ class LightningdDouble:
         if data is not None:
             error["data"] = data
         self._injected[method] = _Injected(error=error, times=times)
+
+    def stall(self, method: str, *, executed: bool) -> trio.Event:
+        """The next call of ``method`` never gets an answer, as if lightningd hung or the plugin
+        died waiting; with ``executed`` it takes effect first. The event is set when it came."""
+        self._stalls[method] = "after" if executed else "before"
+        self.stalled[method] = trio.Event()
+        return self.stalled[method]
 
     def onchain_sat(self) -> int:
         return sum(int(o["amount_msat"]) for o in self.wallet) // 1000
@@ -196,6 +213,12 @@ class LightningdDouble:
                     except json.JSONDecodeError:
                         break  # wait for the rest of the object
                     buffer = buffer[end:]
+                    stall = self._stalls.pop(str(request.get("method")), None)
+                    if stall == "after":
+                        self.handle_rpc(request)
+                    if stall is not None:
+                        self.stalled[str(request.get("method"))].set()
+                        await trio.sleep_forever()
                     answer = self.handle_rpc(request)
                     await stream.send_all((json.dumps(answer) + "\n\n").encode())
 
@@ -204,11 +227,11 @@ class LightningdDouble:
         method = request.get("method")
         rid = request.get("id")
         params = request.get("params") or {}
-        table = self._methods.table()
+        table = {**self._methods.table(), **self.askrene.methods()}
         if not isinstance(method, str) or method not in table:
             return _error(rid, {"code": -32601, "message": f"Unknown command '{method}'"})
         if isinstance(params, list):
-            names = POSITIONAL[method]
+            names = POSITIONAL.get(method, ())
             if len(params) > len(names):
                 return _error(rid, {"code": -32602, "message": "too many parameters"})
             params = dict(zip(names, params, strict=False))
@@ -224,6 +247,8 @@ class LightningdDouble:
             result = table[method](params)
         except RpcFail as exc:
             return _error(rid, exc.error)
+        except AskreneError as exc:
+            return _error(rid, {"code": exc.code, "message": exc.message})
         return {"jsonrpc": "2.0", "id": rid, "result": result}
 
     # ------------------------------------------------------------------------------------------

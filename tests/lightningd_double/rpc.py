@@ -440,6 +440,7 @@ class Methods:
             "payment_secret": secrets.token_hex(32),
             "preimage": preimage.hex(),
             "status": "unpaid",
+            "description": str(params["description"]),
         }
         self.ld.invoices[label] = invoice
         expiry = int(params.get("expiry") or 604800)
@@ -474,6 +475,8 @@ class Methods:
             "created_at": int(time.time()),
             "status": "pending",
         }
+        if params.get("label") is not None:
+            record["label"] = str(params["label"])
         invoice = next(
             (i for i in self.ld.invoices.values() if i["payment_hash"] == payment_hash), None
         )
@@ -490,6 +493,7 @@ class Methods:
             }
         elif destination == me and invoice is not None:
             invoice["status"] = "paid"
+            invoice["received_msat"] = delivered
             record["status"] = "complete"
             record["payment_preimage"] = invoice["preimage"]
         else:
@@ -534,7 +538,9 @@ class Methods:
         return {"pubkey": recovered, "verified": True}
 
     def help(self, params: dict[str, Any]) -> dict[str, Any]:
-        names = sorted(set(self.table()) | set(self.ld.plugin_methods))
+        names = sorted(
+            set(self.table()) | set(self.ld.askrene.methods()) | set(self.ld.plugin_methods)
+        )
         wanted = params.get("command")
         if wanted is not None:
             if wanted not in names:

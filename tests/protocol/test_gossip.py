@@ -14,11 +14,13 @@ from hive.protocol.errors import ProtocolError
 from hive.protocol.gossip.state import (
     MAX_EDGES,
     MAX_RELAYED_FRAME,
+    ChannelBalance,
     DigestEntry,
     Liquidity,
     MemberState,
     Opportunity,
     PeerEdge,
+    RebalanceTotals,
     Relayed,
     ReputationNote,
     StateDelta,
@@ -72,6 +74,23 @@ opportunities = st.builds(
     Opportunity, peer=peers, earned_msat=st.integers(0, 2), forwards=st.integers(0, 2)
 )
 
+# rebalancing (issue 15)
+channel_balances = st.builds(
+    ChannelBalance,
+    peer=peers,
+    surplus_out_msat=st.integers(0, 2),
+    deficit_out_msat=st.integers(0, 2),
+    surplus_in_msat=st.integers(0, 2),
+    deficit_in_msat=st.integers(0, 2),
+)
+rebalance_totals = st.builds(
+    RebalanceTotals,
+    provided_msat=st.integers(0, 2),
+    consumed_msat=st.integers(0, 2),
+    fees_paid_msat=st.integers(0, 2),
+    rebalances=st.integers(0, 2),
+)
+
 
 SMALL_VERSIONS = st.integers(0, 100)
 
@@ -84,6 +103,8 @@ def states(version: st.SearchStrategy[int] = SMALL_VERSIONS) -> st.SearchStrateg
         liquidity=liquidity,
         reputation=st.lists(notes, max_size=4).map(tuple),
         opportunities=st.lists(opportunities, max_size=4).map(tuple),
+        balances=st.lists(channel_balances, max_size=4).map(tuple),
+        rebalancing=rebalance_totals,
     )
 
 
@@ -162,6 +183,8 @@ def test_order_of_parts_does_not_change_the_encoding(
         liquidity=value.liquidity,
         reputation=shuffled(value.reputation),  # type: ignore[arg-type]
         opportunities=shuffled(value.opportunities),  # type: ignore[arg-type]
+        balances=shuffled(value.balances),  # type: ignore[arg-type]
+        rebalancing=value.rebalancing,
     )
     assert permuted == value
     assert encode_message(StateSnapshot(state=permuted)) == encode_message(
@@ -382,7 +405,7 @@ def test_a_500_channel_snapshot_fragments_and_reassembles() -> None:
 def test_a_500_channel_snapshot_with_default_limits() -> None:
     snapshot = StateSnapshot(state=big_state(500))
     body = len(encode_message(snapshot)[1])
-    assert 50_000 < body < MAX_CUSTOM_PAYLOAD  # 55913 bytes: one custom message holds it
+    assert 50_000 < body < MAX_CUSTOM_PAYLOAD  # 55994 bytes: one custom message holds it
     datas, received = _through_wire(snapshot, WireLimits())
     assert len(datas) == 1
     assert received == snapshot
@@ -394,3 +417,32 @@ def test_the_largest_snapshot_fragments_with_default_limits() -> None:
     assert len(datas) == 2
     assert all(len(data) <= 65535 for data in datas)
     assert received == snapshot
+
+
+def test_a_record_without_the_rebalancing_fields_is_a_bad_field() -> None:
+    """Every field is present on the wire (PROTOCOL.md section 5), the new ones too."""
+    new = state(5, edge(1))
+    kind, payload = encode_message(StateSnapshot(state=new))
+    body = cbor.decode(payload)
+    del body["state"]["balances"]
+    with pytest.raises(ProtocolError, match="missing field"):
+        decode_message(kind, cbor.encode(body))
+
+
+def test_a_delta_carries_changed_balances_and_totals() -> None:
+    old = state(1, edge(1))
+    balance = ChannelBalance(
+        peer=old.topology[0].peer,
+        surplus_out_msat=0,
+        deficit_out_msat=5,
+        surplus_in_msat=7,
+        deficit_in_msat=0,
+    )
+    totals = RebalanceTotals(provided_msat=1, consumed_msat=2, fees_paid_msat=3, rebalances=1)
+    new = attrs.evolve(old, version=2, balances=(balance,), rebalancing=totals)
+    delta = diff(old, new)
+    assert delta.balances == (balance,)
+    assert delta.rebalancing == totals
+    assert delta.liquidity is None
+    assert apply(old, delta) == new
+    assert diff(new, attrs.evolve(new, version=3)).balances is None

@@ -65,6 +65,8 @@ from hive.node.port import (
     NodeId,
     OpenResult,
     PaymentResult,
+    PaymentState,
+    PaymentStatus,
     PeerConnected,
     PeerDisconnected,
     PublicChannel,
@@ -198,6 +200,8 @@ class SimNetwork:
         self._wake: trio.Event | None = None
         self._t0: float | None = None
         self._running = False
+        # (payer, label) -> outcome, for payment_status after a companion restart.
+        self._payments: dict[tuple[int, str], PaymentStatus] = {}
 
     # --- nodes ------------------------------------------------------------------------------
 
@@ -612,8 +616,35 @@ class SimNetwork:
                 out.add(c)
         return out
 
-    def pay(self, source: int, route: Route) -> PaymentResult:
-        """Pay along ``route`` atomically; raises PaymentFailed naming the failing node."""
+    def pay(self, source: int, route: Route, *, label: str | None = None) -> PaymentResult:
+        """Pay along ``route`` atomically; raises PaymentFailed naming the failing node.
+
+        A ``label`` is recorded with the outcome for :meth:`payment_status`; reusing one raises
+        NodeError (as a duplicate invoice label does under CLN)."""
+        if label is not None:
+            if (source, label) in self._payments:
+                raise NodeError(f"payment label {label!r} already used", code=INVALID_PARAMS)
+            self._payments[(source, label)] = PaymentStatus(label, PaymentState.PENDING)
+        try:
+            result = self._pay(source, route)
+        except PaymentFailed:
+            if label is not None:
+                self._payments[(source, label)] = PaymentStatus(label, PaymentState.FAILED)
+            raise
+        if label is not None:
+            self._payments[(source, label)] = PaymentStatus(
+                label,
+                PaymentState.COMPLETE,
+                payment_hash=result.payment_hash,
+                amount_msat=result.amount_msat,
+                fee_msat=result.fee_msat,
+            )
+        return result
+
+    def payment_status(self, source: int, label: str) -> PaymentStatus:
+        return self._payments.get((source, label), PaymentStatus(label, PaymentState.UNKNOWN))
+
+    def _pay(self, source: int, route: Route) -> PaymentResult:
         graph = self.graph
         try:
             path = routing.resolve_route(graph, source, route)

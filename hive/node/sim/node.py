@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from hive.errors import NodeError
+from hive.errors import NodeError, RouteNotFound
 from hive.node.port import (
     ChannelView,
     CustomMessage,
@@ -25,11 +25,13 @@ from hive.node.port import (
     NodePort,
     OpenResult,
     PaymentResult,
+    PaymentStatus,
     PeerView,
     PublicChannel,
     Route,
 )
 from hive.node.sim.graph import NORMAL
+from hive.node.sim.routing import ROUTE_NOT_FOUND_CODE
 from hive.protocol import lnsig
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ class SimNode:
         self._wake = trio.Event()
         self._consumer = False
         self._open_ignored: dict[NodeId, str] = {}
+        self.fee_unmanaged: set[NodeId] = set()
 
     def __repr__(self) -> str:
         return f"SimNode({self.alias!r}, {self.node_id[:16]}...)"
@@ -225,14 +228,33 @@ class SimNode:
         )
 
     async def find_circular_route(
-        self, out_peer: NodeId, in_peer: NodeId, amount_msat: int
+        self,
+        out_peer: NodeId,
+        in_peer: NodeId,
+        amount_msat: int,
+        *,
+        free_channels: Sequence[str] = (),
+        max_fee_msat: int | None = None,
     ) -> Route:
+        """``free_channels`` needs no layer here: a fee set in the simulator is in its graph
+        at once, so fleet channels at zero fee already route free."""
         await trio.lowlevel.checkpoint()
-        return self._net.find_circular_route(self._idx, out_peer, in_peer, amount_msat)
+        del free_channels
+        route = self._net.find_circular_route(self._idx, out_peer, in_peer, amount_msat)
+        if max_fee_msat is not None and route.fee_msat > max_fee_msat:
+            raise RouteNotFound(
+                f"cheapest circular route costs {route.fee_msat} msat, above {max_fee_msat}",
+                code=ROUTE_NOT_FOUND_CODE,
+            )
+        return route
 
-    async def pay_route(self, route: Route) -> PaymentResult:
+    async def pay_route(self, route: Route, *, label: str | None = None) -> PaymentResult:
         await trio.lowlevel.checkpoint()
-        return self._net.pay(self._idx, route)
+        return self._net.pay(self._idx, route, label=label)
+
+    async def payment_status(self, label: str) -> PaymentStatus:
+        await trio.lowlevel.checkpoint()
+        return self._net.payment_status(self._idx, label)
 
     async def sign_message(self, text: str) -> str:
         """Raises NodeError for a graph node whose secret the simulator does not know."""
@@ -256,6 +278,14 @@ class SimNode:
             self._open_ignored[peer_id] = reason
         else:
             self._open_ignored.pop(peer_id, None)
+
+    async def set_fee_unmanaged(self, peer_id: NodeId, unmanaged: bool) -> None:
+        """No other fee automation runs in the simulator; kept for ``hive-status``."""
+        await trio.lowlevel.checkpoint()
+        if unmanaged:
+            self.fee_unmanaged.add(peer_id)
+        else:
+            self.fee_unmanaged.discard(peer_id)
 
     # --- simulator controls -----------------------------------------------------------------
 

@@ -45,6 +45,7 @@ NODE_ID_LEN = 33  # compressed secp256k1 public key
 MAX_EDGES = 1000  # topology edges (channels) per member
 MAX_NOTES = 100  # reputation notes per member
 MAX_OPPORTUNITIES = 100  # opportunities per member
+MAX_BALANCES = 100  # per-peer surplus/deficit entries per member (rebalancing)
 MAX_REASON_BYTES = 32
 MAX_ADDRESSES = 4  # "host:port" addresses a member can be reached at
 MAX_ADDRESS_BYTES = 100
@@ -106,6 +107,58 @@ class Opportunity(Record):
     peer: bytes = attrs.field(validator=exact_bytes(NODE_ID_LEN))
     earned_msat: int = attrs.field(validator=u(64))
     forwards: int = attrs.field(validator=u(32))
+
+
+# --- rebalancing (issue 15): surplus/deficit per direction and own rebalancing totals -------
+
+
+@attrs.frozen
+class ChannelBalance(Record):
+    """What a member can spare or lacks with one peer over its forecast horizon, per direction
+    (out: local balance toward the peer; in: the peer's side, our inbound)."""
+
+    peer: bytes = attrs.field(validator=exact_bytes(NODE_ID_LEN))
+    surplus_out_msat: int = attrs.field(validator=u(64))
+    deficit_out_msat: int = attrs.field(validator=u(64))
+    surplus_in_msat: int = attrs.field(validator=u(64))
+    deficit_in_msat: int = attrs.field(validator=u(64))
+
+
+@attrs.frozen
+class RebalanceTotals(Record):
+    """A member's own rebalancing totals since it joined: liquidity it provided to others by
+    forwarding their circular payments, liquidity it consumed, fees it paid, moves made."""
+
+    provided_msat: int = attrs.field(validator=u(64))
+    consumed_msat: int = attrs.field(validator=u(64))
+    fees_paid_msat: int = attrs.field(validator=u(64))
+    rebalances: int = attrs.field(validator=u(32))
+
+
+NO_REBALANCING = RebalanceTotals(provided_msat=0, consumed_msat=0, fees_paid_msat=0, rebalances=0)
+
+
+def _balances(value: tuple[ChannelBalance, ...]) -> tuple[ChannelBalance, ...]:
+    return _sort_records(  # type: ignore[no-any-return]
+        value,
+        ChannelBalance,
+        lambda b: (
+            b.peer,
+            b.surplus_out_msat,
+            b.deficit_out_msat,
+            b.surplus_in_msat,
+            b.deficit_in_msat,
+        ),
+    )
+
+
+def _balances_or_none(
+    value: tuple[ChannelBalance, ...] | None,
+) -> tuple[ChannelBalance, ...] | None:
+    return None if value is None else _balances(value)
+
+
+# --- end of the rebalancing block ------------------------------------------------------------
 
 
 # Canonical-order converters (attrs runs them on construction and so on decoding too).
@@ -181,6 +234,16 @@ class MemberState(Record):
     # Where the member can be reached ("host:port"), so members without a channel between them
     # can reconnect after a restart.
     addresses: tuple[str, ...] = attrs.field(default=(), converter=_text_set, validator=_ADDRESSES)
+    # Rebalancing (issue 15). Required on the wire like every field (the defaults only serve
+    # Python callers); the record grew before protocol version 1 was released.
+    balances: tuple[ChannelBalance, ...] = attrs.field(
+        default=(),
+        converter=_balances,
+        validator=seq_of(MAX_BALANCES, record_of(ChannelBalance)),
+    )
+    rebalancing: RebalanceTotals = attrs.field(
+        default=attrs.Factory(lambda: NO_REBALANCING), validator=record_of(RebalanceTotals)
+    )
 
     def capacity_by_peer(self) -> dict[bytes, int]:
         """Claimed capacity (sat) per peer, summed over the peer's edges."""
@@ -241,6 +304,15 @@ class StateDelta(Message):
     addresses: tuple[str, ...] | None = attrs.field(
         default=None, converter=_text_set_or_none, validator=nullable(_ADDRESSES)
     )
+    # Rebalancing (issue 15): None means unchanged, as above.
+    balances: tuple[ChannelBalance, ...] | None = attrs.field(
+        default=None,
+        converter=_balances_or_none,
+        validator=nullable(seq_of(MAX_BALANCES, record_of(ChannelBalance))),
+    )
+    rebalancing: RebalanceTotals | None = attrs.field(
+        default=None, validator=nullable(record_of(RebalanceTotals))
+    )
 
     @property
     def is_empty(self) -> bool:
@@ -252,6 +324,8 @@ class StateDelta(Message):
             and self.reputation is None
             and self.opportunities is None
             and self.addresses is None
+            and self.balances is None
+            and self.rebalancing is None
         )
 
 
@@ -339,6 +413,8 @@ def diff(old: MemberState, new: MemberState) -> StateDelta:
         reputation=None if new.reputation == old.reputation else new.reputation,
         opportunities=None if new.opportunities == old.opportunities else new.opportunities,
         addresses=None if new.addresses == old.addresses else new.addresses,
+        balances=None if new.balances == old.balances else new.balances,
+        rebalancing=None if new.rebalancing == old.rebalancing else new.rebalancing,
     )
 
 
@@ -390,6 +466,8 @@ def apply(old: MemberState, delta: StateDelta) -> MemberState:
         reputation=old.reputation if delta.reputation is None else delta.reputation,
         opportunities=old.opportunities if delta.opportunities is None else delta.opportunities,
         addresses=old.addresses if delta.addresses is None else delta.addresses,
+        balances=old.balances if delta.balances is None else delta.balances,
+        rebalancing=old.rebalancing if delta.rebalancing is None else delta.rebalancing,
     )
 
 
@@ -426,16 +504,19 @@ def compare(ours: Mapping[K, int], theirs: Mapping[K, int]) -> tuple[list[K], li
 
 
 __all__ = [
+    "MAX_BALANCES",
     "MAX_EDGES",
     "MAX_HOPS",
     "MAX_NOTES",
     "MAX_OPPORTUNITIES",
     "MAX_RELAYED_FRAME",
+    "ChannelBalance",
     "DigestEntry",
     "Liquidity",
     "MemberState",
     "Opportunity",
     "PeerEdge",
+    "RebalanceTotals",
     "Relayed",
     "ReputationNote",
     "StateDelta",
