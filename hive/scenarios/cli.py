@@ -44,9 +44,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--payments",
         type=int,
-        default=2000,
+        default=1200,
         metavar="P",
-        help="payments per seed over the period (default 2000)",
+        help="payments per seed over the period (default 1200)",
     )
     parser.add_argument(
         "--days", type=float, default=7.0, metavar="D", help="simulated period (default 7)"
