@@ -318,6 +318,21 @@ class Engine:
         self._publish(EventKind.DECIDED, new)
         return new
 
+    async def record_measurement(self, proposal_id: str, measured: JsonDict, *, by: str) -> None:
+        """Append a measured result of a finished action to the ledger (e.g. the fees a new
+        channel earned in its first week); ``hive-why`` shows it. Raises Refused(unknown-id)."""
+        status = await self.lookup(proposal_id)
+        if status is None:
+            raise Refused("unknown-id", f"no proposal {proposal_id}")
+        kind = status.proposal.kind
+        now = self.now_ms()
+        await self.store.run(
+            "measured",
+            lambda c: sql.append_ledger(
+                c, now, "measured", by, measured, proposal_id=proposal_id, kind=kind
+            ),
+        )
+
     async def pause(self, reason: str, *, by: str = "operator") -> None:
         now = self.now_ms()
         why = reason or "paused by the operator"

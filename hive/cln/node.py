@@ -192,12 +192,15 @@ class ClnNode:
     # ------------------------------------------------------------------------------------------
     # Channels and fees
 
-    async def open_channel(self, peer_id: NodeId, amount_sat: int) -> OpenResult:
+    async def open_channel(
+        self, peer_id: NodeId, amount_sat: int, *, feerate_perkw: int | None = None
+    ) -> OpenResult:
         wallet_before = await self.gateway.call("listfunds")
+        params: dict[str, Any] = {"id": peer_id, "amount": amount_sat}
+        if feerate_perkw is not None:
+            params["feerate"] = f"{feerate_perkw}perkw"
         try:
-            result = await self.gateway.call(
-                "fundchannel", {"id": peer_id, "amount": amount_sat}, timeout_s=120
-            )
+            result = await self.gateway.call("fundchannel", params, timeout_s=120)
         except NodeError as exc:
             if exc.code in (FUND_CANNOT_AFFORD, FUND_CANNOT_AFFORD_WITH_EMERGENCY):
                 raise InsufficientFunds(str(exc), code=exc.code) from exc

@@ -265,7 +265,12 @@ class NodePort(Protocol):
         """Deliver the node's events into ``send`` until cancelled."""
         ...
 
-    async def open_channel(self, peer_id: NodeId, amount_sat: int) -> OpenResult: ...
+    async def open_channel(
+        self, peer_id: NodeId, amount_sat: int, *, feerate_perkw: int | None = None
+    ) -> OpenResult:
+        """Fund a channel; ``feerate_perkw`` (sat per 1000 weight) fixes the funding feerate,
+        None lets the node choose."""
+        ...
 
     async def set_fee_policy(self, peer_id: NodeId, policy: FeePolicy) -> None:
         """Set what we charge to forward out through our channels with ``peer_id``."""

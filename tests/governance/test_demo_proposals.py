@@ -18,9 +18,9 @@ async def test_demo_shows_pending_and_decided_proposals(
 ) -> None:
     out = io.StringIO()
     options = DemoOptions(
-        nodes=3, graph="generated", duration_s=4 * 3600, data_dir=tmp_path, store_inline=True
+        nodes=2, graph="generated", duration_s=3 * 3600, data_dir=tmp_path, store_inline=True
     )
-    await run_demo(options, out, graph=generate_graph(60, seed=2))
+    await run_demo(options, out, graph=generate_graph(40, seed=2))
     last = out.getvalue().split("hive demo - simulated time")[-1]
     assert "proposals (pending first; demo-proposer until the planner lands):" in last
     rows = [line.split() for line in last.splitlines() if line.startswith("  hive-")]

@@ -400,3 +400,40 @@ async def test_the_operator_can_propose_a_move_and_read_the_figures(
     ):
         with pytest.raises(CommandError):
             await call(line.m[0], "hive-rebalance", **bad)
+
+
+async def test_routes_failing_at_a_member_lower_trust_in_its_surplus_claims(
+    line: Line, autojump_clock: trio.testing.MockClock
+) -> None:
+    from hive.actors.rebalancer import Plan
+    from hive.fleet.rebalance import Justification
+
+    rebalancer = line.m[0].rebalancer
+    assert rebalancer is not None
+    node = line.node(0)
+    graph = line.fleet.network.graph
+    for attempt in range(2):
+        route = await node.find_circular_route(line.id(1), line.e.node_id, 100_000_000)
+        # m1's side towards m2 is spent before our payment arrives: the route fails at m1
+        i1, i2 = graph.index[line.id(1)], graph.index[line.id(2)]
+        (c,) = graph.channels_between(i1, i2)
+        graph.move(c, i1, graph.outbound_msat(c, i1))
+        plan = Plan(
+            need_scid="x",
+            in_peer=line.e.node_id,
+            out_peer=line.id(1),
+            amount_msat=100_000_000,
+            route=route,
+            justification=Justification(100_000_000, 1, 0, 1.0, 1.0, True, "test"),
+        )
+        outcome = await rebalancer.execute(plan, label=f"hive-rb-fail-{attempt}")
+        assert outcome["decision"] == "failed"
+        assert outcome["failing_node"] == line.id(1)
+        graph.move(c, i2, graph.outbound_msat(c, i2) // 2)  # give m1 its side back
+    (note,) = [n for n in rebalancer.reputation() if n.reason == "surplus-contradicted"]
+    assert note.peer.hex() == line.id(1)
+    assert line.id(1) not in rebalancer.member_surplus()  # its claims are no longer believed
+    async with with_store(line, 0) as store:
+        rows = await store.run("r", rb.rebalances)
+    assert [r.status for r in rows] == ["failed", "failed"]
+    assert all(r.failing_node == line.id(1) for r in rows)

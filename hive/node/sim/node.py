@@ -207,7 +207,10 @@ class SimNode:
             self._consumer = False
             self._events.clear()
 
-    async def open_channel(self, peer_id: NodeId, amount_sat: int) -> OpenResult:
+    async def open_channel(
+        self, peer_id: NodeId, amount_sat: int, *, feerate_perkw: int | None = None
+    ) -> OpenResult:
+        """The simulator charges its fixed ``open_fee_sat`` whatever ``feerate_perkw`` says."""
         await trio.lowlevel.checkpoint()
         return self._net.open_channel(self._idx, peer_id, amount_sat)
 
