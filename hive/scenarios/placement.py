@@ -9,11 +9,12 @@
 * **Uncoordinated** (:func:`autopilot_opens`): each node alone, the way CLBOSS's candidate
   finders choose (CLBOSS documents them as finding "popular" nodes and their peers, and
   nodes far from us by distance, then rank candidates by their earned-fee track record). Here:
-  candidates are the peers of the 100 nodes with the most channels plus those nodes; each
-  channel goes to a candidate farthest (in hops) from the node's existing peers, ranked among
-  those by the fees the candidate's own channels announce times its capacity (the visible part
-  of a fee track record), ties broken by the node's own seeded draw. No node knows what the
-  others chose, so they can overlap.
+  candidates are the 100 nodes with the most channels ("popular") and their peers; the first
+  channel goes to a popular node, each next one to a candidate that is not already a peer of
+  the node's peers (distance), ranked by its number of distinct peers times the square root of
+  (1 + the mean fee its channels announce, ppm; the visible part of a fee track record) times
+  the node's own seeded draw (uniform 0..1). No node
+  knows what the others chose, so they can overlap.
 
 Channel sizes follow the planner's budget rule for everyone: the capital minus a reserve, split
 evenly across the channels, at most ``max_channel_sat`` each; every open costs
@@ -155,7 +156,10 @@ def autopilot_opens(
     fee_sum = np.zeros(flow.n, dtype=np.float64)
     np.add.at(fee_sum, flow.src, np.where(flow.routable, flow.ppm, 0))
     mean_ppm = fee_sum / np.maximum(degree, 1)
-    popular = np.argsort(-degree[:base_nodes], kind="stable")[:100]
+    # Popular: the most distinct peers reachable over a routable channel (not the most
+    # channels: the snapshot has clusters of nodes with hundreds of parallel channels).
+    peers_count = np.diff(flow.indptr)
+    popular = np.argsort(-peers_count[:base_nodes], kind="stable")[:100]
     pool: set[int] = {int(p) for p in popular}
     for p in popular:
         pool.update(int(v) for v in flow.pair_dst[flow.indptr[p] : flow.indptr[p + 1]])
@@ -163,22 +167,29 @@ def autopilot_opens(
         v
         for v in sorted(pool)
         if v < base_nodes
-        and degree[v] >= cfg.min_target_channels
+        and peers_count[v] >= cfg.min_target_channels
         and capacity[v] >= cfg.min_target_capacity_sat
     ]
+    popular_set = {int(p) for p in popular}
+    popular_ok = [v for v in ok if v in popular_set]
     opens: list[Open] = []
     count = opens_count(capital_sat, cfg)
     for m in members:
         rng = random.Random(f"autopilot/{seed}/{m}")
         size = min(cfg.max_channel_sat, (capital_sat - cfg.reserve_sat) // count - cfg.open_fee_sat)
         mine: set[int] = set()
-        for _ in range(count):
-            dist = _hops_from(flow, mine) if mine else {}
+        for k in range(count):
             draw = {v: rng.random() for v in ok}
-            # not within 2 hops of what it has, then fee track record x capacity
+            # the first channel to a popular node, the next ones to candidates that are not
+            # already our peers' peers; ranked by peers x sqrt(fees announced), with our own draw
+            among = popular_ok if k == 0 else ok
+            dist = _hops_from(flow, mine, limit=2) if mine else {}
             best = max(
-                (v for v in ok if v not in mine),
-                key=lambda v: (min(dist.get(v, 3), 3), mean_ppm[v] * capacity[v] * draw[v]),
+                (v for v in among if v not in mine),
+                key=lambda v: (
+                    min(dist.get(v, 2), 2),
+                    float(peers_count[v]) * np.sqrt(1 + mean_ppm[v]) * draw[v],
+                ),
             )
             mine.add(best)
             opens.append(Open(m, best, int(size)))
