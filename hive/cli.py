@@ -154,7 +154,7 @@ SUBCOMMANDS: list[Subcommand] = [
             "fleet of N nodes (channels from the real coverage planner, zero fees and "
             "rebalancing between members), N uncoordinated nodes (a CLBOSS-like autopilot, "
             "rebalancing at market fees) and one whale with N times the capital; optionally "
-            "with one node down. Prints a table (mean and 95%% confidence interval over the "
+            "with one node down. Prints a table (mean and 95% confidence interval over the "
             "seeds) and writes JSON, CSV, Markdown and PNG plots. See docs/VALUE.md."
         ),
         configure=sim_cli.configure,
