@@ -1,8 +1,8 @@
 """The `hive` command line: tools that run without a Lightning node.
 
 Each tool is one :class:`Subcommand` in :data:`SUBCOMMANDS` (its options and a ``run`` that
-returns the exit status); `hive demo` is the first, and the value study (`hive sim`) is added
-the same way, by appending its entry. The companion itself runs under Core Lightning as a plugin
+returns the exit status); `hive demo` is the first, and the value study (`hive sim`,
+:mod:`hive.scenarios.cli`) the second. The companion itself runs under Core Lightning as a plugin
 (`hive-plugin`, started by lightningd), and its operator commands are reached through
 `lightning-cli` (the epilog of `hive --help` lists them from :data:`hive.commands.CATALOGUE`).
 
@@ -28,6 +28,7 @@ import attrs
 
 from hive import __version__, demo
 from hive.commands import CATALOGUE
+from hive.scenarios import cli as sim_cli
 from hive.web.access import DEFAULT_BIND, Bind, BindError, parse_bind
 
 PROG = "hive"
@@ -154,6 +155,20 @@ SUBCOMMANDS: list[Subcommand] = [
         ),
         configure=_demo_configure,
         run=_demo_run,
+    ),
+    Subcommand(
+        name="sim",
+        help="the value study: a Hive fleet against uncoordinated nodes and one whale",
+        description=(
+            "Compare, on one channel graph with one seeded demand and the same capital, a Hive "
+            "fleet of N nodes (channels from the real coverage planner, zero fees and "
+            "rebalancing between members), N uncoordinated nodes (a CLBOSS-like autopilot, "
+            "rebalancing at market fees) and one whale with N times the capital; optionally "
+            "with one node down. Prints a table (mean and 95% confidence interval over the "
+            "seeds) and writes JSON, CSV, Markdown and PNG plots. See docs/VALUE.md."
+        ),
+        configure=sim_cli.configure,
+        run=sim_cli.run,
     ),
 ]
 

@@ -1,0 +1,185 @@
+"""Figures over seeds (mean and a 95 % Student-t confidence interval) and the output files:
+``results.json`` (config, every run, the summary), ``runs.csv`` (one row per scenario and seed),
+``summary.md`` (the table and the headline ratios) and PNG plots (matplotlib, no display)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+from scipy import stats
+
+from hive.scenarios.compare import Run, StudyConfig
+
+FIGURES = (
+    ("routing_share", "routing share", "{:.2%}"),
+    ("forwarded_sat", "forwarded (sat)", "{:,.0f}"),
+    ("fee_income_sat", "fee income (sat)", "{:,.1f}"),
+    ("income_per_btc_sat", "income per BTC (sat)", "{:,.1f}"),
+    ("rebalance_fees_sat", "rebalancing fees (sat)", "{:,.1f}"),
+    ("success_rate", "network success", "{:.2%}"),
+    ("failed_no_liquidity", "failed forwards, no liquidity", "{:,.1f}"),
+    ("onchain_fees_sat", "on-chain fees (sat)", "{:,.0f}"),
+    ("overlapping_channels", "overlapping channels", "{:,.1f}"),
+    ("reach_2_hops", "destinations within 2 hops", "{:,.0f}"),
+)
+
+
+def interval(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95 % confidence interval (0 with one value)."""
+    arr = np.asarray(values, dtype=np.float64)
+    mean = float(arr.mean()) if len(arr) else 0.0
+    if len(arr) < 2:
+        return mean, 0.0
+    half = float(stats.t.ppf(0.975, len(arr) - 1) * arr.std(ddof=1) / math.sqrt(len(arr)))
+    return mean, half
+
+
+def summarise(runs: Sequence[Run]) -> dict[str, Any]:
+    by: dict[str, list[Run]] = {}
+    for r in runs:
+        by.setdefault(r.scenario, []).append(r)
+    summary: dict[str, Any] = {}
+    for name, rs in by.items():
+        summary[name] = {key: interval([r.figures[key] for r in rs]) for key, _, _ in FIGURES}
+    share = {name: {r.seed: r.figures["routing_share"] for r in rs} for name, rs in by.items()}
+
+    def ratio(num: str, den: str) -> tuple[float, float] | None:
+        if num not in share or den not in share:
+            return None
+        values = [share[num][s] / share[den][s] for s in share[num] if share[den].get(s, 0.0) > 0]
+        return interval(values) if values else None
+
+    kept = ratio("hive-down", "hive")
+    if kept is not None:
+        summary["hive"]["share_kept_one_down"] = kept
+    if "whale" in summary:
+        whale_kept = ratio("whale-down", "whale")
+        summary["whale"]["share_kept_one_down"] = whale_kept or (0.0, 0.0)
+    return {
+        "scenarios": summary,
+        "fleet_vs_whale": ratio("hive", "whale"),
+        "fleet_vs_uncoordinated": ratio("hive", "uncoordinated"),
+    }
+
+
+def _cell(mean_half: tuple[float, float], fmt: str) -> str:
+    mean, half = mean_half
+    return f"{fmt.format(mean)} ± {fmt.format(half)}"
+
+
+def markdown(summary: dict[str, Any], config: StudyConfig, wall_s: float | None) -> str:
+    scen = summary["scenarios"]
+    names = list(scen)
+    lines = [
+        "| figure | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for key, label, fmt in FIGURES:
+        lines.append(f"| {label} | " + " | ".join(_cell(scen[n][key], fmt) for n in names) + " |")
+    kept = [scen[n].get("share_kept_one_down") for n in names]
+    if any(k is not None for k in kept):
+        cells = [_cell(k, "{:.0%}") if k is not None else "" for k in kept]
+        lines.append("| share kept, one node down | " + " | ".join(cells) + " |")
+    lines.append("")
+    for key, label in (
+        ("fleet_vs_whale", "fleet's routing share / whale's"),
+        ("fleet_vs_uncoordinated", "fleet's routing share / uncoordinated nodes'"),
+    ):
+        value = summary.get(key)
+        if value is not None:
+            lines.append(f"- {label}: {_cell(value, '{:.2f}')} (per seed, then mean ± 95 % CI)")
+    d = config.demand
+    lines.append(
+        f"- {config.seeds} seeds; {config.nodes} nodes x {config.capital_sat:,} sat; "
+        f"{d.payments:,} payments over {d.period_s / 86400:g} days"
+        + (f"; wall time {wall_s:.0f} s" if wall_s is not None else "")
+    )
+    return "\n".join(lines) + "\n"
+
+
+def plots(runs: Sequence[Run], summary: dict[str, Any], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    by: dict[str, list[Run]] = {}
+    for r in runs:
+        by.setdefault(r.scenario, []).append(r)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, rs in by.items():
+        days = np.array([r.daily_share for r in rs])
+        x = np.arange(1, days.shape[1] + 1)
+        ax.plot(x, days.mean(axis=0) * 100, marker="o", label=name)
+    ax.set_xlabel("day")
+    ax.set_ylabel("payments routed through the scenario's nodes (%)")
+    ax.set_title("Routing share over time (mean over seeds)")
+    ax.legend()
+    files.append(_save(fig, out / "routing_share.png"))
+    scen = summary["scenarios"]
+    names = list(scen)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    means = [scen[n]["income_per_btc_sat"][0] for n in names]
+    halves = [scen[n]["income_per_btc_sat"][1] for n in names]
+    ax.bar(names, means, yerr=halves, capsize=4)
+    ax.set_ylabel("fee income per BTC of capital (sat, whole period)")
+    ax.set_title("Income per BTC (95 % CI)")
+    files.append(_save(fig, out / "income_per_btc.png"))
+    kept = {n: scen[n]["share_kept_one_down"] for n in names if "share_kept_one_down" in scen[n]}
+    if kept:
+        fig, ax = plt.subplots(figsize=(5, 4))
+        ax.bar(
+            list(kept),
+            [v[0] * 100 for v in kept.values()],
+            yerr=[v[1] * 100 for v in kept.values()],
+            capsize=4,
+        )
+        ax.set_ylabel("routing share kept with one node down (%)")
+        ax.set_title("Fault tolerance")
+        files.append(_save(fig, out / "fault_tolerance.png"))
+    plt.close("all")
+    return files
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def write(
+    runs: Sequence[Run],
+    config: StudyConfig,
+    out: Path,
+    wall_s: float | None,
+    graph_label: str,
+) -> tuple[dict[str, Any], str, list[Path]]:
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarise(runs)
+    table = markdown(summary, config, wall_s)
+    document = {
+        "graph": graph_label,
+        "config": attrs.asdict(config),
+        "wall_time_s": wall_s,
+        "summary": summary,
+        "runs": [attrs.asdict(r) for r in runs],
+    }
+    (out / "results.json").write_text(json.dumps(document, indent=1, default=str) + "\n")
+    keys = [k for k, _, _ in FIGURES] + sorted(
+        {k for r in runs for k in r.figures} - {k for k, _, _ in FIGURES}
+    )
+    with (out / "runs.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["scenario", "seed", *keys])
+        for r in runs:
+            writer.writerow([r.scenario, r.seed, *(r.figures[k] for k in keys)])
+    (out / "summary.md").write_text(table)
+    return summary, table, plots(runs, summary, out)
