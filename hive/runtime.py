@@ -36,6 +36,7 @@ import nacl.signing
 import trio
 
 from hive import keys
+from hive.actors.bans import Bans
 from hive.actors.contact import AddressBook
 from hive.actors.decision_http import DecisionHttp, wanted
 from hive.actors.engine import Engine
@@ -50,6 +51,7 @@ from hive.actors.replaystate import keep_replay_saved, load_replay
 from hive.actors.sequence import keep_reserved, starting_seq
 from hive.actors.transport import Transport
 from hive.admin import MembershipCommands, Params
+from hive.ban_commands import ban_command, bans_command, unban_command
 from hive.commands import Command, CommandError, JsonDict, spec
 from hive.config import HiveConfig
 from hive.errors import TransientError
@@ -106,6 +108,7 @@ class Runtime:
         self.decision_http: DecisionHttp | None = None
         self.feepolicy: FeePolicyActor | None = None
         self.rebalancer: Rebalancer | None = None
+        self.bans: Bans | None = None
         self.ready = trio.Event()
 
     # ------------------------------------------------------------------------------------------
@@ -178,6 +181,21 @@ class Runtime:
                 rng=self._rng,
             )
             register_builtin(engine, self.node)
+            bans = Bans(
+                node=self.node,
+                transport=transport,
+                membership=membership,
+                store=store,
+                engine=engine,
+                signing_key=signing_key,
+                now_ms=self._now_ms,
+                config=self.config.bans,
+            )
+            bans.register()
+            await bans.load()
+            self.bans = bans
+            if hasattr(self.node, "open_gate"):  # the simulator's openchannel hook
+                self.node.open_gate = bans.refuse_open
             await engine.load()
             self.engine = engine
             feepolicy = FeePolicyActor(
@@ -225,6 +243,7 @@ class Runtime:
                     await supervisor.start("decision-http", self.decision_http.run)
                 await supervisor.start("feepolicy", feepolicy.run, inbox=feepolicy.events)
                 await supervisor.start("rebalancer", rebalancer.run, inbox=rebalancer.events)
+                await supervisor.start("bans", bans.run, inbox=bans.inbox)
                 log.info("hive companion for %s is running", info.node_id)
                 self.events.emit("started", f"companion running for node {info.node_id}")
                 self.ready.set()
@@ -260,6 +279,9 @@ class Runtime:
             Command(spec("hive-status"), self._cmd_status),
             Command(spec("hive-state"), self._cmd_state),
             Command(spec("hive-rebalance"), self._cmd_rebalance),
+            Command(spec("hive-bans"), self._bans_handler(bans_command)),
+            Command(spec("hive-ban"), self._bans_handler(ban_command)),
+            Command(spec("hive-unban"), self._bans_handler(unban_command)),
         ]
         for name, method in handlers.items():
             bound.append(Command(spec(name), self._membership_handler(name, method)))
@@ -276,6 +298,16 @@ class Runtime:
         for name, g_method in governance.items():
             bound.append(Command(spec(name), self._governance_handler(name, g_method)))
         return bound
+
+    def _bans_handler(
+        self, method: Callable[[Bans, Mapping[str, Any]], Awaitable[JsonDict]]
+    ) -> Callable[[Mapping[str, Any]], Awaitable[JsonDict]]:
+        async def handler(params: Mapping[str, Any]) -> JsonDict:
+            if self.bans is None:
+                raise CommandError(CommandError.NOT_READY, "the companion is still starting")
+            return await method(self.bans, params)
+
+        return handler
 
     def _governance_handler(
         self,

@@ -1,7 +1,7 @@
 """Sans-I/O hive protocol, grouped by concern: ``wire`` (CBOR, codec, envelopes, replay guard,
 fragments), ``membership`` (records, PKI, roster, tickets, the join handshake) and ``gossip``
-(state records and relaying), ``bans`` (signed bans); ``messages`` is the one registry of message kinds. Importing the
-package registers every kind."""
+(state records and relaying), ``bans`` (signed bans); ``messages`` is the one registry of
+message kinds. Importing the package registers every kind."""
 
 from hive.protocol import bans as bans
 from hive.protocol import membership as membership

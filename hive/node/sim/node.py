@@ -7,7 +7,7 @@ the same cancellation points as with a real node.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -58,6 +58,8 @@ class SimNode:
         self._consumer = False
         self._open_ignored: dict[NodeId, str] = {}
         self.fee_unmanaged: set[NodeId] = set()
+        # The simulator's openchannel hook: opener -> refusal reason or None (accept).
+        self.open_gate: Callable[[NodeId], str | None] | None = None
 
     def __repr__(self) -> str:
         return f"SimNode({self.alias!r}, {self.node_id[:16]}...)"

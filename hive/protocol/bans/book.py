@@ -216,6 +216,6 @@ class BanBook:
             self._bans[ban_digest(ban)] = ban
         for unban in unbans:
             digest = unban.body.ban_digest
-            ban = self._bans.pop(digest, None)
+            lifted = self._bans.pop(digest, None)
             self._unbans[digest] = unban
-            self._lifted_until[digest] = ban.body.expires_ms if ban else unban.body.at_ms
+            self._lifted_until[digest] = lifted.body.expires_ms if lifted else unban.body.at_ms
