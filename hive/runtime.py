@@ -194,8 +194,9 @@ class Runtime:
             bans.register()
             await bans.load()
             self.bans = bans
-            if hasattr(self.node, "open_gate"):  # the simulator's openchannel hook
-                self.node.open_gate = bans.refuse_open
+            set_gate = getattr(self.node, "set_open_gate", None)  # the simulator's openchannel
+            if set_gate is not None:  # hook (CLN's is the plugin bridge's, hive/cln/plugin.py)
+                set_gate(bans.refuse_open)
             await engine.load()
             self.engine = engine
             feepolicy = FeePolicyActor(
@@ -221,6 +222,7 @@ class Runtime:
                 engine=engine,
             )
             rebalancer.fee_policy = feepolicy
+            rebalancer.is_banned = bans.is_banned
             await rebalancer.load()
             gossip.rebalancing = rebalancer
             self.feepolicy, self.rebalancer = feepolicy, rebalancer

@@ -300,19 +300,25 @@ class Bans:
                 await self.accept(list(message.bans), list(message.unbans), came_from=None)
             elif isinstance(message, BanDigest):
                 book = self._ensure_book()
-                if book is not None and message.digest != book.digest():
+                if book is None or message.digest == book.digest():
+                    continue
+                if book.bans() or book.unbans():
                     await self._send(received.peer_id, self._sync_message(book))
+                if not message.answer:
+                    await self._send_digest([received.peer_id], answer=True)
 
     def _sync_message(self, book: BanBook) -> BanSync:
         return BanSync(
             bans=tuple(book.bans()[-MAX_SYNC_BANS:]), unbans=tuple(book.unbans()[-MAX_SYNC_BANS:])
         )
 
-    async def _send_digest(self, peers: Sequence[NodeId]) -> None:
+    async def _send_digest(self, peers: Sequence[NodeId], *, answer: bool = False) -> None:
+        """Our book's digest; unasked only when we hold something (an empty book has nothing
+        to repair others with, and learns from their digests)."""
         book = self._ensure_book()
-        if book is None:
+        if book is None or not (answer or book.bans() or book.unbans()):
             return
-        digest = BanDigest(digest=book.digest(), count=len(book.bans()))
+        digest = BanDigest(digest=book.digest(), count=len(book.bans()), answer=answer)
         for peer in peers:
             await self._send(peer, digest)
 

@@ -299,6 +299,11 @@ class SimNode:
         await trio.lowlevel.checkpoint()
         self._net.disconnect(self._idx, peer_id)
 
+    def set_open_gate(self, gate: Callable[[NodeId], str | None] | None) -> None:
+        """Consult ``gate(opener)`` before accepting a channel: a reason refuses it (the
+        simulator's counterpart of CLN's ``openchannel`` hook)."""
+        self.open_gate = gate
+
     def set_offline(self, offline: bool = True) -> None:
         """Take this node offline (drops all its connections) or back online."""
         self._net.set_offline(self.node_id, offline)

@@ -90,10 +90,14 @@ class UnbanAnnounce(Message):
 @message(kind=0x0072)
 @attrs.frozen
 class BanDigest(Message):
-    """Periodic repair: the digest of the sender's ban book (see BanBook.digest)."""
+    """Repair: the digest of the sender's ban book (see BanBook.digest). A member whose book
+    differs answers with its :class:`BanSync` (when it holds anything) and, unless
+    ``answer`` is set, with its own digest marked ``answer`` so the sender's book comes back;
+    an ``answer`` digest is never answered with another digest (no ping-pong)."""
 
     digest: bytes = attrs.field(validator=exact_bytes(DIGEST_LEN))
     count: int = attrs.field(validator=u(32))
+    answer: bool = attrs.field(validator=boolean())
 
 
 @message(kind=0x0073)
