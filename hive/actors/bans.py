@@ -48,7 +48,15 @@ from hive.governance.kinds import (
     text_param,
 )
 from hive.governance.proposal import Cost, Draft, ExecutionResult, Proposal, ProposalInvalid
-from hive.node.port import ChannelOpened, Forwarded, NodeEvent, NodeId, NodePort, PeerConnected
+from hive.node.port import (
+    ChannelOpened,
+    ChannelState,
+    Forwarded,
+    NodeEvent,
+    NodeId,
+    NodePort,
+    PeerConnected,
+)
 from hive.protocol.bans import (
     Ban,
     BanAnnounce,
@@ -145,6 +153,7 @@ class Bans:
         self._scids: dict[str, str] = {}
         self._proposed: dict[str, str] = {}  # peer -> open proposal id
         self.refused_opens = 0
+        self.disconnected = 0
         self.refusals: dict[str, int] = {}
 
     # --- reading (thread-safe) -------------------------------------------------------------------
@@ -188,6 +197,14 @@ class Bans:
     def _is_member(self, key: bytes) -> bool:
         roster = self.membership.roster
         return roster is not None and roster.by_hive_key(key) is not None
+
+    def _is_member_node(self, peer: NodeId) -> bool:
+        roster = self.membership.roster
+        try:
+            node = bytes.fromhex(peer)
+        except ValueError:
+            return False
+        return roster is not None and node in roster.active()
 
     def _is_admin(self, key: bytes) -> bool:
         roster = self.membership.roster
@@ -237,11 +254,19 @@ class Bans:
                 await self._apply(ban.body.peer.hex())
         for trigger in evaluate(self.obs, self.config):
             await self._propose(trigger)
+        if self._snapshot:
+            await self._enforce()
         await self._send_digest(self.membership.fleet_peers())
 
     async def _propose(self, trigger: Trigger) -> None:
-        if self.is_banned(trigger.peer) or trigger.peer in self._proposed:
+        if self.is_banned(trigger.peer) or self._is_member_node(trigger.peer):
             return
+        open_id = self._proposed.get(trigger.peer)
+        if open_id is not None:
+            status = self.engine.get(open_id)
+            if status is not None and not status.state.final:
+                return  # one open proposal per peer
+            del self._proposed[trigger.peer]  # rejected, expired or failed: may propose again
         try:
             status = await self.engine.submit(
                 Draft(
@@ -336,6 +361,10 @@ class Bans:
         codes = []
         touched: set[str] = set()
         for ban in bans:
+            if self._is_member_node(ban.body.peer.hex()):
+                codes.append("member")  # members are revoked (hive-revoke), never banned
+                self.refusals["member"] = self.refusals.get("member", 0) + 1
+                continue
             try:
                 digest = book.add(ban, now, self._is_member)
             except BanRefused as exc:
@@ -374,12 +403,37 @@ class Bans:
                 await self._send(peer, message)
 
     async def _apply(self, peer: NodeId) -> None:
-        """Make the node follow the book for ``peer`` (CLBOSS and our open list)."""
+        """Make the node follow the book for ``peer`` (CLBOSS and our open list), and drop
+        a banned peer's connection when no channel is at stake."""
         banned = self.is_banned(peer)
         try:
             await self.node.set_open_ignored(peer, banned, "banned by the fleet" if banned else "")
+            if banned:
+                await self._disconnect_idle(peer)
         except (NodeError, TransientError) as exc:
             log.warning("bans: could not tell the node about %s: %s", peer, exc)
+
+    async def _enforce(self) -> None:
+        """Disconnect every connected banned peer with no channel at stake (each check)."""
+        try:
+            peers = await self.node.list_peers()
+            for view in peers:
+                if view.connected and self.is_banned(view.node_id):
+                    await self._disconnect_idle(view.node_id)
+        except (NodeError, TransientError) as exc:
+            log.warning("bans: could not enforce disconnects: %s", exc)
+
+    async def _disconnect_idle(self, peer: NodeId) -> None:
+        """Disconnect ``peer`` when connected and we have no channel with it in any state
+        but closed (a channel's funds are at stake while it opens, runs or closes)."""
+        channels = await self.node.list_channels()
+        if any(c.peer_id == peer and c.state is not ChannelState.CLOSED for c in channels):
+            return
+        peers = await self.node.list_peers()
+        if any(p.node_id == peer and p.connected for p in peers):
+            await self.node.disconnect(peer)
+            self.disconnected += 1
+            log.info("bans: disconnected banned peer %s (no channel at stake)", peer)
 
     # --- acts ------------------------------------------------------------------------------------
 
@@ -472,6 +526,7 @@ class Bans:
             "banned_peers": sorted(self._snapshot),
             "overrides": dict(self._overrides),
             "refused_opens": self.refused_opens,
+            "disconnected": self.disconnected,
             "refusals": dict(self.refusals),
         }
 

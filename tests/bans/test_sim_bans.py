@@ -95,6 +95,14 @@ async def test_failing_peer_is_banned_through_the_engine_and_refused_by_another_
 
     with pytest.raises(NodeError, match="banned by the fleet"):
         await scene.jammer.open_channel(scene.node(1).node_id, CAP_SAT)
+
+    # A banned peer with no channel at stake is disconnected when it connects; m0 keeps its
+    # connection to J because they share a channel.
+    await scene.jammer.connect(scene.node(2).node_id)
+    await poll(lambda: scene.bans(2).disconnected >= 1, within_s=60)
+    peers2 = {p.node_id: p.connected for p in await scene.node(2).list_peers()}
+    assert not peers2.get(scene.jammer.node_id, False)
+    assert scene.bans(0).disconnected == 0
     await scene.good.open_channel(scene.node(1).node_id, CAP_SAT)  # others still welcome
 
     # m1's operator overrides locally: J may open to m1 again, while m2 still refuses it.
@@ -119,3 +127,14 @@ async def test_a_member_that_missed_the_flood_is_repaired_by_digest(
     assert not scene.bans(2).is_banned(scene.jammer.node_id)  # the flood missed it
     scene.node(2).set_offline(False)
     await poll(lambda: scene.bans(2).is_banned(scene.jammer.node_id), within_s=1200)
+
+
+async def test_a_member_cannot_be_banned(
+    scene: Scene, autojump_clock: trio.testing.MockClock
+) -> None:
+    member = scene.node(1).node_id
+    proposal = await call(scene.m[0], "hive-ban", peer=member, reason="rival")
+    why = await call(scene.m[0], "hive-why", id=proposal["proposal"])
+    await poll(lambda: scene.bans(0).refusals.get("member", 0) == 1, within_s=60)
+    assert why["proposal"]["kind"] == "ban-peer"
+    assert not any(scene.bans(i).is_banned(member) for i in range(3))
