@@ -141,6 +141,12 @@ CATALOGUE: tuple[CommandSpec, ...] = (
         "hive-why", "id", "The whole story of proposal ID: why, who decided, what it cost."
     ),
     CommandSpec(
+        "hive-reputation",
+        "[member]",
+        "Each member's contribution score (provided/consumed liquidity, smoothed ratio, standing:"
+        " new, balanced, contributor or leech) with its inputs and cross-check notes.",
+    ),
+    CommandSpec(
         "hive-bans",
         "[peer]",
         "The fleet's signed bans held here (peer, rule, reason, issuer, expiry), local overrides"

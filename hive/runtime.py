@@ -60,6 +60,7 @@ from hive.governance_commands import GovernanceCommands
 from hive.node.port import NodeInfo, NodePort
 from hive.protocol.wire.facade import HiveWire
 from hive.rebalance_commands import rebalance_command
+from hive.reputation_commands import reputation_command
 from hive.store import open_store
 from hive.supervisor import Backoff, Supervisor, actor
 
@@ -281,6 +282,7 @@ class Runtime:
             Command(spec("hive-status"), self._cmd_status),
             Command(spec("hive-state"), self._cmd_state),
             Command(spec("hive-rebalance"), self._cmd_rebalance),
+            Command(spec("hive-reputation"), self._cmd_reputation),
             Command(spec("hive-bans"), self._bans_handler(bans_command)),
             Command(spec("hive-ban"), self._bans_handler(ban_command)),
             Command(spec("hive-unban"), self._bans_handler(unban_command)),
@@ -300,6 +302,11 @@ class Runtime:
         for name, g_method in governance.items():
             bound.append(Command(spec(name), self._governance_handler(name, g_method)))
         return bound
+
+    async def _cmd_reputation(self, params: Mapping[str, Any]) -> JsonDict:
+        if self.membership is None or self.fleet is None or self.rebalancer is None:
+            raise CommandError(CommandError.NOT_READY, "the companion is still starting")
+        return await reputation_command(self.membership, self.fleet, self.rebalancer, params)
 
     def _bans_handler(
         self, method: Callable[[Bans, Mapping[str, Any]], Awaitable[JsonDict]]

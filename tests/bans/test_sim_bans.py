@@ -18,6 +18,7 @@ import trio.testing
 from brain.helpers import CONFIRM_S, Fleet, call, form, poll
 
 from hive.actors.bans import Bans
+from hive.commands import CommandError
 from hive.config import BanConfig, Governance
 from hive.errors import NodeError
 from hive.node.port import Forwarded
@@ -138,3 +139,17 @@ async def test_a_member_cannot_be_banned(
     await poll(lambda: scene.bans(0).refusals.get("member", 0) == 1, within_s=60)
     assert why["proposal"]["kind"] == "ban-peer"
     assert not any(scene.bans(i).is_banned(member) for i in range(3))
+
+
+async def test_reputation_lists_every_member_new_members_are_not_leeches(
+    scene: Scene, autojump_clock: trio.testing.MockClock
+) -> None:
+    listing = await call(scene.m[0], "hive-reputation")
+    members = {row["member"]: row for row in listing["members"]}
+    assert set(members) == {scene.node(i).node_id for i in range(3)}
+    assert {row["standing"] for row in members.values()} == {"new"}
+    one = await call(scene.m[0], "hive-reputation", member=scene.node(1).node_id)
+    (row,) = one["members"]
+    assert row["inputs"]["claimed_consumed_msat"] is not None  # from m1's signed state record
+    with pytest.raises(CommandError):
+        await call(scene.m[0], "hive-reputation", member=scene.jammer.node_id)
