@@ -145,6 +145,30 @@ CATALOGUE: tuple[CommandSpec, ...] = (
         "",
         "The token web clients present, and the live fleet view's address (hive-web-bind).",
     ),
+    CommandSpec(
+        "hive-reputation",
+        "[member]",
+        "Each member's contribution score (provided/consumed liquidity, smoothed ratio, standing:"
+        " new, balanced, contributor or leech) with its inputs and cross-check notes.",
+    ),
+    CommandSpec(
+        "hive-bans",
+        "[peer]",
+        "The fleet's signed bans held here (peer, rule, reason, issuer, expiry), local overrides"
+        " and refused opens; with PEER, whether it is banned on this node.",
+    ),
+    CommandSpec(
+        "hive-ban",
+        "peer [reason] [ttl_hours] [permanent]",
+        "Propose banning PEER fleet-wide (a ban-peer proposal through the engine); permanent"
+        " holds only once several members ban the same peer.",
+    ),
+    CommandSpec(
+        "hive-unban",
+        "peer [local] [undo]",
+        "Propose lifting our (or, as an admin, any) ban on PEER; local=true overrides every ban"
+        " on PEER for this node only (undo=true removes the override).",
+    ),
 )
 
 

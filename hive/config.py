@@ -125,6 +125,30 @@ class WebConfig:
 
 
 @attrs.frozen
+class BanConfig:
+    """Signed bans (hive/actors/bans.py, docs/REPUTATION.md): detection thresholds and bounds."""
+
+    # htlc-failure-rate: a peer whose forwards fail at least `failure_min_rate` and at least
+    # `failure_multiple` times the rate of our other peers, over `failure_min_attempts` forwards
+    # within `window_s`.
+    failure_min_attempts: int = 50
+    failure_min_rate: float = 0.5
+    failure_multiple: float = 5.0
+    # dust-opens: at least `dust_open_count` channels of under `dust_open_sat` opened to us by
+    # one peer within `window_s`.
+    dust_open_sat: int = 50_000
+    dust_open_count: int = 3
+    window_s: float = 86_400.0
+    # Bounds on every member's bans (all members enforce them on every ban they accept).
+    default_ttl_s: float = 7 * 86_400.0
+    max_ttl_s: float = 30 * 86_400.0
+    max_per_day: int = 5
+    permanent_quorum: int = 3
+    # Repair: ban-book digests go to connected members this often.
+    sync_interval_s: float = 300.0
+
+
+@attrs.frozen
 class HiveConfig:
     data_dir: Path
     governance: Governance = Governance.ADVISOR
@@ -136,3 +160,4 @@ class HiveConfig:
     rebalance: RebalanceConfig = attrs.field(factory=RebalanceConfig)
     decisions: DecisionConfig = attrs.field(factory=DecisionConfig)
     web: WebConfig = attrs.field(factory=WebConfig)
+    bans: BanConfig = attrs.field(factory=BanConfig)

@@ -37,6 +37,7 @@ import trio
 
 from hive import keys
 from hive.actors.admission import wire_admission
+from hive.actors.bans import Bans
 from hive.actors.contact import AddressBook
 from hive.actors.decision_http import DecisionHttp, wanted
 from hive.actors.engine import Engine
@@ -51,6 +52,7 @@ from hive.actors.replaystate import keep_replay_saved, load_replay
 from hive.actors.sequence import keep_reserved, starting_seq
 from hive.actors.transport import Transport
 from hive.admin import MembershipCommands, Params
+from hive.ban_commands import ban_command, bans_command, unban_command
 from hive.commands import Command, CommandError, JsonDict, spec
 from hive.config import HiveConfig
 from hive.errors import TransientError
@@ -59,6 +61,7 @@ from hive.governance_commands import GovernanceCommands
 from hive.node.port import NodeInfo, NodePort
 from hive.protocol.wire.facade import HiveWire
 from hive.rebalance_commands import rebalance_command
+from hive.reputation_commands import reputation_command
 from hive.store import open_store
 from hive.supervisor import Backoff, Supervisor, actor
 from hive.web.server import WebServer
@@ -111,6 +114,7 @@ class Runtime:
         self.web: WebServer | None = None
         # The web token; None: loaded from (or created in) the data directory.
         self.web_token: str | None = None
+        self.bans: Bans | None = None
         self.ready = trio.Event()
 
     # ------------------------------------------------------------------------------------------
@@ -183,6 +187,22 @@ class Runtime:
                 rng=self._rng,
             )
             register_builtin(engine, self.node)
+            bans = Bans(
+                node=self.node,
+                transport=transport,
+                membership=membership,
+                store=store,
+                engine=engine,
+                signing_key=signing_key,
+                now_ms=self._now_ms,
+                config=self.config.bans,
+            )
+            bans.register()
+            await bans.load()
+            self.bans = bans
+            set_gate = getattr(self.node, "set_open_gate", None)  # the simulator's openchannel
+            if set_gate is not None:  # hook (CLN's is the plugin bridge's, hive/cln/plugin.py)
+                set_gate(bans.refuse_open)
             await engine.load()
             self.engine = engine
             feepolicy = FeePolicyActor(
@@ -208,6 +228,7 @@ class Runtime:
                 engine=engine,
             )
             rebalancer.fee_policy = feepolicy
+            rebalancer.is_banned = bans.is_banned
             await rebalancer.load()
             gossip.rebalancing = rebalancer
             self.feepolicy, self.rebalancer = feepolicy, rebalancer
@@ -239,6 +260,7 @@ class Runtime:
                         token=self.web_token,
                     )
                     await supervisor.start("web", self.web.run)
+                await supervisor.start("bans", bans.run, inbox=bans.inbox)
                 log.info("hive companion for %s is running", info.node_id)
                 self.events.emit("started", f"companion running for node {info.node_id}")
                 self.ready.set()
@@ -275,6 +297,10 @@ class Runtime:
             Command(spec("hive-state"), self._cmd_state),
             Command(spec("hive-rebalance"), self._cmd_rebalance),
             Command(spec("hive-web-token"), self._cmd_web_token),
+            Command(spec("hive-reputation"), self._cmd_reputation),
+            Command(spec("hive-bans"), self._bans_handler(bans_command)),
+            Command(spec("hive-ban"), self._bans_handler(ban_command)),
+            Command(spec("hive-unban"), self._bans_handler(unban_command)),
         ]
         for name, method in handlers.items():
             bound.append(Command(spec(name), self._membership_handler(name, method)))
@@ -291,6 +317,21 @@ class Runtime:
         for name, g_method in governance.items():
             bound.append(Command(spec(name), self._governance_handler(name, g_method)))
         return bound
+
+    async def _cmd_reputation(self, params: Mapping[str, Any]) -> JsonDict:
+        if self.membership is None or self.fleet is None or self.rebalancer is None:
+            raise CommandError(CommandError.NOT_READY, "the companion is still starting")
+        return await reputation_command(self.membership, self.fleet, self.rebalancer, params)
+
+    def _bans_handler(
+        self, method: Callable[[Bans, Mapping[str, Any]], Awaitable[JsonDict]]
+    ) -> Callable[[Mapping[str, Any]], Awaitable[JsonDict]]:
+        async def handler(params: Mapping[str, Any]) -> JsonDict:
+            if self.bans is None:
+                raise CommandError(CommandError.NOT_READY, "the companion is still starting")
+            return await method(self.bans, params)
+
+        return handler
 
     def _governance_handler(
         self,

@@ -116,6 +116,7 @@ async def test_hive_status_command(fleet: Fleet, autojump_clock: trio.testing.Mo
         "feepolicy",
         "rebalancer",
         "engine",
+        "bans",
     }
     assert next(iter(result)) == "paused"  # the kill switch comes first
     assert result["paused"] is None

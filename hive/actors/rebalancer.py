@@ -167,6 +167,8 @@ class Rebalancer:
         self._saved_totals = b""
         # Set by the runtime: the fee policy actor's notes ride in our record too.
         self.fee_policy: FeePolicyActor | None = None
+        # Signed bans (hive/actors/bans.py): a route through a banned node is never used.
+        self.is_banned: Callable[[NodeId], bool] = lambda _peer: False
         transport.subscribe_events(self.events)
 
     def attach_engine(self, engine: EngineApi) -> None:
@@ -367,6 +369,11 @@ class Rebalancer:
                 )
             except RouteNotFound as exc:
                 log.debug("rebalance %s via %s: no route: %s", need.scid, source.peer_id, exc)
+                continue
+            if any(self.is_banned(h.node_id) for h in route.hops):
+                log.info(
+                    "rebalance %s via %s: route crosses a banned node", need.scid, source.peer_id
+                )
                 continue
             if best is None or route.fee_msat < best[0].fee_msat:
                 best = (route, source)
@@ -699,6 +706,8 @@ class ProposalExecutor:
             )
         except RouteNotFound as exc:
             raise ExecutionFailed(f"no circular route within the reserved fee: {exc}") from exc
+        if any(r.is_banned(h.node_id) for h in route.hops):
+            raise ExecutionFailed("the only route found crosses a node banned by the fleet")
         scid = evidence.get("need_scid")
         planned = Plan(
             need_scid=scid if isinstance(scid, str) else "unknown",

@@ -99,6 +99,9 @@ class PluginBridge:
         self.shutdown = trio.Event()
         self.events_dropped: collections.Counter[str] = collections.Counter()
         self.events_passed = 0
+        # Answers the openchannel hooks in pyln's thread: peer -> refusal reason or None. Set
+        # once the runtime runs (hive.actors.bans.Bans.refuse_open reads an immutable snapshot).
+        self.open_gate: Callable[[str], str | None] | None = None
 
     # ------------------------------------------------------------------------------------------
     # trio side

@@ -148,6 +148,9 @@ class ClnNode:
                 raise
             raise PeerUnreachable(f"cannot connect to {node_id}: {exc}") from exc
 
+    async def disconnect(self, peer_id: NodeId) -> None:
+        await self.gateway.call("disconnect", {"id": peer_id})
+
     async def send_custommsg(self, peer_id: NodeId, message: bytes) -> None:
         if not 2 <= len(message) <= MAX_MESSAGE_LEN:
             raise ValueError(f"a custom message is 2..{MAX_MESSAGE_LEN} bytes, got {len(message)}")

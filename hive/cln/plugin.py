@@ -4,6 +4,7 @@ Startup, in lightningd's order:
 
 1. ``getmanifest`` (answered by pyln from what :func:`build_plugin` registered): options
    ``hive-data-dir``, ``hive-governance``, ``hive-log-level``; the ``custommsg`` hook; the
+   ``openchannel`` and ``openchannel2`` hooks (a banned peer is refused, decided from memory); the
    ``connect``, ``disconnect``, ``channel_opened``, ``channel_state_changed``,
    ``forward_event`` and ``shutdown`` subscriptions; one RPC method per :class:`CommandSpec`;
    ``dynamic: false``.
@@ -269,6 +270,9 @@ class PluginApp:
         self.runtime = self._runtime_factory(self.node, config)
         await nursery.start(self._run_runtime, self.runtime)
         self.table.bind(self.runtime.commands())
+        bans = getattr(self.runtime, "bans", None)
+        if bans is not None:
+            self.bridge.open_gate = bans.refuse_open
         log.info("hive companion started (governance %s)", config.governance.value)
 
     @staticmethod
@@ -378,6 +382,8 @@ def _register(plugin: Any, bridge: PluginBridge, specs: Sequence[CommandSpec]) -
         return {"result": "continue"}
 
     plugin.add_hook(CUSTOMMSG, on_custommsg)
+    for hook, key in (("openchannel", "openchannel"), ("openchannel2", "openchannel2")):
+        plugin.add_hook(hook, _open_hook(bridge, key))
 
     for topic in EVENT_TOPICS:
         plugin.add_subscription(topic, _notification_handler(bridge, topic))
@@ -412,6 +418,22 @@ def _check_handler(specs: Mapping[str, CommandSpec]) -> Callable[..., None]:
             answer_error(request, exc.code, exc.message)
             return
         request.set_result(result)
+
+    return handler
+
+
+def _open_hook(bridge: PluginBridge, key: str) -> Callable[..., JsonDict]:
+    """The ``openchannel``/``openchannel2`` hook: refuse a banned peer, decided in the loop's
+    thread from the ban actor's in-memory snapshot (never waits on trio or the RPC)."""
+
+    def handler(**params: Any) -> JsonDict:
+        body = params.get(key)
+        peer = body.get("id") if isinstance(body, Mapping) else None
+        gate = bridge.open_gate
+        reason = gate(peer) if gate is not None and isinstance(peer, str) else None
+        if reason is not None:
+            return {"result": "reject", "error_message": reason}
+        return {"result": "continue"}
 
     return handler
 

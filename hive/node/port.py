@@ -256,6 +256,11 @@ class NodePort(Protocol):
         """Send one BOLT 1 message; best effort: success does not mean delivered."""
         ...
 
+    async def disconnect(self, peer_id: NodeId) -> None:
+        """Close the connection to ``peer_id`` (never forced: CLN refuses with NodeError while
+        a channel exists, and callers check for channels first)."""
+        ...
+
     async def run_events(
         self,
         send: trio.MemorySendChannel[NodeEvent],

@@ -168,7 +168,34 @@ CREATE TABLE budget (
 CREATE INDEX budget_window ON budget (state, at_ms);
 """
 
-MIGRATIONS: tuple[str, ...] = (V1_MEMBERSHIP, V_FLEET_CONTACT, V_GOVERNANCE, V_REBALANCING)
+# Signed bans (issue 12): the ban book (records as canonical CBOR, digest as key), lifts
+# (tombstones) and the operator's local overrides (peers never banned on this node).
+V_BANS = """
+CREATE TABLE bans (
+    digest      BLOB PRIMARY KEY,
+    peer        TEXT NOT NULL,
+    record      BLOB NOT NULL,
+    received_ms INTEGER NOT NULL
+);
+CREATE TABLE unbans (
+    ban_digest  BLOB PRIMARY KEY,
+    record      BLOB NOT NULL,
+    received_ms INTEGER NOT NULL
+);
+CREATE TABLE ban_overrides (
+    peer        TEXT PRIMARY KEY,
+    at_ms       INTEGER NOT NULL,
+    note        TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (
+    V1_MEMBERSHIP,
+    V_FLEET_CONTACT,
+    V_GOVERNANCE,
+    V_REBALANCING,
+    V_BANS,
+)
 """Every migration, oldest first. Append only."""
 
 

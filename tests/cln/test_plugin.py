@@ -41,7 +41,7 @@ async def test_manifest_and_init(network: Network) -> None:
     }
     assert [o["name"] for o in manifest["options"] if o.get("multi")] == ["hive-webhook-url"]
     assert all(o["dynamic"] is False for o in manifest["options"])
-    assert [h["name"] for h in manifest["hooks"]] == ["custommsg"]
+    assert [h["name"] for h in manifest["hooks"]] == ["custommsg", "openchannel", "openchannel2"]
     assert set(manifest["subscriptions"]) == {
         "connect",
         "disconnect",

@@ -62,6 +62,7 @@ POSITIONAL: dict[str, tuple[str, ...]] = {
     "listnodes": ("id",),
     "listfunds": ("spent",),
     "connect": ("id", "host", "port"),
+    "disconnect": ("id", "force"),
     "sendcustommsg": ("node_id", "msg"),
     "fundchannel": ("id", "amount", "feerate", "announce"),
     "setchannel": ("id", "feebase", "feeppm"),
@@ -282,6 +283,22 @@ class Methods:
             for c in self.net.channels_of(me)
         ]
         return {"outputs": [dict(o) for o in self.ld.wallet], "channels": channels}
+
+    def disconnect(self, params: dict[str, Any]) -> dict[str, Any]:
+        """As v25.12.1 (rpc.disconnect.*.json): refused while a channel exists unless force."""
+        target = str(_need(params, "id"))
+        me = self.ld.node_id
+        if not self.net.connected(me, target):
+            raise RpcFail(-1, "Peer not connected")
+        live = [c for c in self.net.channels_of(me) if c.other(me) == target]
+        if live and not params.get("force"):
+            raise RpcFail(-1, f"Peer has (at least one) channel in state {live[0].state}")
+        self.net.disconnect(me, target)
+        self.ld.notify_soon("disconnect", {"id": target})
+        other = self.net.doubles.get(target)
+        if other is not None:
+            other.notify_soon("disconnect", {"id": me})
+        return {}
 
     def connect(self, params: dict[str, Any]) -> dict[str, Any]:
         target = str(_need(params, "id")).split("@")[0]

@@ -92,6 +92,7 @@ MIN_CUSTOM_TYPE = 32768
 MIN_CHANNEL_SAT = 20_000  # CLN's default min-capacity-sat is 10k; 20k keeps toy opens sane
 INVALID_PARAMS = -32602  # JSON-RPC "invalid params", as CLN answers bad arguments
 FUND_CANNOT_AFFORD = 301  # CLN's error code for an open the wallet cannot pay
+CHANNEL_REFUSED = -1  # CLN's generic "lightningd error": the peer refused (hook said reject)
 
 
 @attrs.frozen
@@ -476,6 +477,11 @@ class SimNetwork:
             )
         self.connect(opener, peer_id)
         peer = self.graph.index[peer_id]
+        accepter = self._nodes.get(peer)
+        gate = None if accepter is None else accepter.open_gate
+        refusal = None if gate is None else gate(self.graph.node_ids[opener])
+        if refusal is not None:
+            raise NodeError(f"{peer_id} refused the channel: {refusal}", code=CHANNEL_REFUSED)
         cost = amount_sat + self.open_fee_sat
         wallet = self._wallets.get(opener, 0)
         if wallet < cost:

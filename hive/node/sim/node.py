@@ -7,7 +7,7 @@ the same cancellation points as with a real node.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -58,6 +58,8 @@ class SimNode:
         self._consumer = False
         self._open_ignored: dict[NodeId, str] = {}
         self.fee_unmanaged: set[NodeId] = set()
+        # The simulator's openchannel hook: opener -> refusal reason or None (accept).
+        self.open_gate: Callable[[NodeId], str | None] | None = None
 
     def __repr__(self) -> str:
         return f"SimNode({self.alias!r}, {self.node_id[:16]}...)"
@@ -296,6 +298,11 @@ class SimNode:
         """Close our connection to ``peer_id`` (no-op when not connected)."""
         await trio.lowlevel.checkpoint()
         self._net.disconnect(self._idx, peer_id)
+
+    def set_open_gate(self, gate: Callable[[NodeId], str | None] | None) -> None:
+        """Consult ``gate(opener)`` before accepting a channel: a reason refuses it (the
+        simulator's counterpart of CLN's ``openchannel`` hook)."""
+        self.open_gate = gate
 
     def set_offline(self, offline: bool = True) -> None:
         """Take this node offline (drops all its connections) or back online."""

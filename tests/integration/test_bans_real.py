@@ -1,0 +1,58 @@
+"""Signed bans on real Core Lightning nodes: a ban issued on l1 makes l2 refuse a channel open
+from the banned peer l3 (through l2's ``openchannel`` hook), while an unbanned peer l4 still
+opens. Skipped where ``lightningd``/``bitcoind`` or pyln-testing are missing (as
+``test_cln_real.py``)."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_missing = [name for name in ("lightningd", "bitcoind") if shutil.which(name) is None]
+if _missing:
+    pytest.skip(f"{' and '.join(_missing)} not on PATH", allow_module_level=True)
+pytest.importorskip("pyln.testing", reason="pyln-testing is not installed")
+
+from pyln.client import RpcError  # noqa: E402
+from pyln.testing.fixtures import *  # noqa: E402, F403  (node_factory and its fixtures)
+from pyln.testing.utils import wait_for  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def hive_plugin(tmp_path: Path) -> Path:
+    script = tmp_path / "hive-plugin"
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m hive.cln "$@"\n')
+    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return script
+
+
+def test_a_ban_issued_on_one_member_is_enforced_by_another(
+    node_factory: Any, bitcoind: Any, hive_plugin: Path
+) -> None:
+    hive = {"plugin": str(hive_plugin), "hive-governance": "autonomous"}
+    l1, l2 = node_factory.get_nodes(2, opts=hive)
+    l3, l4 = node_factory.get_nodes(2)  # outsiders without the plugin
+    l1.rpc.call("hive-genesis", {"name": "regtest"})
+    ticket = l1.rpc.call("hive-invite", {"valid_hours": 1})["ticket"]
+    l2.rpc.call("hive-join", {"ticket": ticket, "member": f"{l1.info['id']}@localhost:{l1.port}"})
+    wait_for(lambda: len(l2.rpc.call("hive-members")["members"]) == 2)
+
+    banned = l3.info["id"]
+    proposal = l1.rpc.call("hive-ban", {"peer": banned, "reason": "regtest jamming"})
+    assert proposal["kind"] == "ban-peer"
+    wait_for(lambda: l2.rpc.call("hive-bans", {"peer": banned})["banned"])
+
+    for outsider in (l3, l4):
+        outsider.fundwallet(2_000_000)
+        outsider.rpc.connect(l2.info["id"], "localhost", l2.port)
+    with pytest.raises(RpcError, match="banned by the fleet"):
+        l3.rpc.fundchannel(l2.info["id"], 200_000)
+    l4.rpc.fundchannel(l2.info["id"], 200_000)  # an unbanned peer is still welcome
+    assert l2.rpc.call("hive-bans")["refused_opens"] >= 1
