@@ -133,6 +133,12 @@ CATALOGUE: tuple[CommandSpec, ...] = (
     CommandSpec(
         "hive-why", "id", "The whole story of proposal ID: why, who decided, what it cost."
     ),
+    CommandSpec(
+        "hive-plan",
+        "[member]",
+        "The fleet's channel plan (for MEMBER): each open's routed-demand and reach gain, "
+        "alternatives and why; targets left out and why; our opens in flight and the locks.",
+    ),
 )
 
 

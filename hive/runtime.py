@@ -38,7 +38,9 @@ from hive.actors.executors import register_builtin
 from hive.actors.fleetstate import FleetState
 from hive.actors.gossip import Gossip
 from hive.actors.liveness import Liveness
+from hive.actors.locks import Locks
 from hive.actors.membership import Membership
+from hive.actors.planner import Planner, PlannerSettings
 from hive.actors.replaystate import keep_replay_saved, load_replay
 from hive.actors.sequence import keep_reserved, starting_seq
 from hive.actors.transport import Transport
@@ -91,6 +93,9 @@ class Runtime:
         self.fleet: FleetState | None = None
         self.gossip: Gossip | None = None
         self.engine: Engine | None = None
+        self.locks: Locks | None = None
+        self.planner: Planner | None = None
+        self.planner_settings = PlannerSettings()
         self.decision_http: DecisionHttp | None = None
         self.ready = trio.Event()
 
@@ -164,6 +169,30 @@ class Runtime:
             register_builtin(engine, self.node)
             await engine.load()
             self.engine = engine
+            locks = Locks(
+                node=self.node,
+                transport=transport,
+                membership=membership,
+                store=store,
+                now_ms=self._now_ms,
+                rng=self._rng,
+            )
+            await locks.load()
+            # Registers the lock-taking opener as the engine's open-channel executor.
+            planner = Planner(
+                node=self.node,
+                transport=transport,
+                membership=membership,
+                fleet=fleet,
+                engine=engine,
+                locks=locks,
+                store=store,
+                node_id=info.node_id,
+                now_ms=self._now_ms,
+                settings=self.planner_settings,
+                run_inline=self._store_inline,
+            )
+            self.locks, self.planner = locks, planner
             self.transport, self.liveness, self.membership = transport, liveness, membership
             self.fleet, self.gossip = fleet, gossip
             self._admin = MembershipCommands(membership, liveness)
@@ -178,6 +207,8 @@ class Runtime:
                 await supervisor.start("fleetstate", fleet.run)
                 await supervisor.start("gossip", gossip.run, inbox=gossip.inbox)
                 await supervisor.start("engine", engine.run, inbox=engine.inbox)
+                await supervisor.start("locks", locks.run, inbox=locks.inbox)
+                await supervisor.start("planner", planner.run, inbox=planner.inbox)
                 if wanted(self.config.decisions):
                     self.decision_http = DecisionHttp(engine, self.config.decisions)
                     await supervisor.start("decision-http", self.decision_http.run)
@@ -229,7 +260,13 @@ class Runtime:
         }
         for name, g_method in governance.items():
             bound.append(Command(spec(name), self._governance_handler(name, g_method)))
+        bound.append(Command(spec("hive-plan"), self._cmd_plan))
         return bound
+
+    async def _cmd_plan(self, params: Mapping[str, Any]) -> JsonDict:
+        if self.planner is None:
+            raise CommandError(CommandError.NOT_READY, "hive-plan: the companion is starting")
+        return await self.planner.command(params)
 
     def _governance_handler(
         self,

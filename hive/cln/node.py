@@ -119,6 +119,9 @@ class ClnNode:
         result = await self.gateway.call("listchannels", {"source": node_id})
         return views.parse_public_channels(result)
 
+    async def list_graph(self) -> Sequence[PublicChannel]:
+        return views.parse_public_channels(await self.gateway.call("listchannels", timeout_s=120))
+
     async def get_node_announcement(self, node_id: NodeId) -> NodeAnnouncement | None:
         result = await self.gateway.call("listnodes", {"id": node_id})
         return views.parse_node_announcement(result, node_id)
@@ -183,12 +186,22 @@ class ClnNode:
     # ------------------------------------------------------------------------------------------
     # Channels and fees
 
-    async def open_channel(self, peer_id: NodeId, amount_sat: int) -> OpenResult:
+    async def open_channel(
+        self, peer_id: NodeId, amount_sat: int, *, max_feerate_perkw: int | None = None
+    ) -> OpenResult:
+        params: dict[str, Any] = {"id": peer_id, "amount": amount_sat}
+        if max_feerate_perkw is not None:
+            estimate = views.parse_opening_feerate(
+                await self.gateway.call("feerates", {"style": "perkw"})
+            )
+            if estimate > max_feerate_perkw:
+                raise NodeError(
+                    f"opening feerate {estimate} perkw is above the limit {max_feerate_perkw}"
+                )
+            params["feerate"] = f"{estimate}perkw"
         wallet_before = await self.gateway.call("listfunds")
         try:
-            result = await self.gateway.call(
-                "fundchannel", {"id": peer_id, "amount": amount_sat}, timeout_s=120
-            )
+            result = await self.gateway.call("fundchannel", params, timeout_s=120)
         except NodeError as exc:
             if exc.code in (FUND_CANNOT_AFFORD, FUND_CANNOT_AFFORD_WITH_EMERGENCY):
                 raise InsufficientFunds(str(exc), code=exc.code) from exc

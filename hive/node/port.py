@@ -222,6 +222,11 @@ class NodePort(Protocol):
 
     async def get_node_announcement(self, node_id: NodeId) -> NodeAnnouncement | None: ...
 
+    async def list_graph(self) -> Sequence[PublicChannel]:
+        """Every channel direction of the public graph as the node knows it (the planner's
+        input; large: about 100k entries on mainnet)."""
+        ...
+
     async def onchain_balance_sat(self) -> int:
         """Confirmed on-chain funds available for opens."""
         ...
@@ -245,7 +250,12 @@ class NodePort(Protocol):
         """Deliver the node's events into ``send`` until cancelled."""
         ...
 
-    async def open_channel(self, peer_id: NodeId, amount_sat: int) -> OpenResult: ...
+    async def open_channel(
+        self, peer_id: NodeId, amount_sat: int, *, max_feerate_perkw: int | None = None
+    ) -> OpenResult:
+        """Fund a channel. With ``max_feerate_perkw``, at the node's opening feerate estimate
+        when it is at most that, else refused (NodeError) before anything is spent."""
+        ...
 
     async def set_fee_policy(self, peer_id: NodeId, policy: FeePolicy) -> None:
         """Set what we charge to forward out through our channels with ``peer_id``."""

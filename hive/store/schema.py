@@ -103,7 +103,36 @@ CREATE TABLE budget (
 CREATE INDEX budget_window ON budget (state, at_ms);
 """
 
-MIGRATIONS: tuple[str, ...] = (V1_MEMBERSHIP, V_GOVERNANCE)
+V_INTENTS = """
+-- Our own intent locks (hive/actors/locks.py), written before each is announced and at each
+-- state change, so a restart resumes or releases them; and the opens the planner started,
+-- tracked to confirmation (hive/actors/planner.py).
+CREATE TABLE intents (
+    intent_id  BLOB PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    amount_sat INTEGER NOT NULL,
+    score      INTEGER NOT NULL,
+    lease_ms   INTEGER NOT NULL,
+    state      TEXT NOT NULL,
+    reason     TEXT NOT NULL DEFAULT '',
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX intents_state ON intents (state);
+
+CREATE TABLE planned_opens (
+    target      TEXT PRIMARY KEY,
+    proposal_id TEXT NOT NULL,
+    amount_sat  INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    txid        TEXT NOT NULL DEFAULT '',
+    unmanaged   INTEGER NOT NULL DEFAULT 0,
+    updated_ms  INTEGER NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1_MEMBERSHIP, V_GOVERNANCE, V_INTENTS)
 """Every migration, oldest first. Append only."""
 
 
