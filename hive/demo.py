@@ -21,7 +21,9 @@ from typing import Any, TextIO
 import attrs
 import trio
 
-from hive.config import HiveConfig
+from hive.actors.planner import PlannerSettings
+from hive.config import Governance, HiveConfig
+from hive.fleet.plantypes import PlannerConfig
 from hive.node.port import ChannelState
 from hive.node.sim import Graph, SimNetwork, SimNode, generate_graph, load_mainnet
 from hive.runtime import Runtime
@@ -30,6 +32,12 @@ log = logging.getLogger(__name__)
 
 # 2025-10-25 00:00 UTC, the graph snapshot's day: simulated time starts there.
 SIM_EPOCH_MS = 1_761_350_400_000
+# Plan soon after the fleet forms and take young, small targets too (generated graphs).
+DEMO_PLANNER = PlannerSettings(
+    warmup_s=180.0,
+    interval_s=900.0,
+    planner=PlannerConfig(min_age_blocks=0, min_target_capacity_sat=1_000_000),
+)
 
 
 @attrs.frozen
@@ -98,7 +106,13 @@ async def run_demo(
                 node,
                 Runtime(
                     node,
-                    HiveConfig(data_dir=base / node.alias, ping_interval_s=30.0),
+                    HiveConfig(
+                        data_dir=base / node.alias,
+                        ping_interval_s=30.0,
+                        # The demo decides by itself (within the hard limits), so the
+                        # companions' planned opens happen on screen.
+                        governance=Governance.AUTONOMOUS,
+                    ),
                     now_ms=sim_clock_ms,
                     rng=random.Random(rng.getrandbits(64)),
                     store_inline=options.store_inline,
@@ -106,6 +120,8 @@ async def run_demo(
             )
             for node in nodes
         ]
+        for companion in companions:
+            companion.runtime.planner_settings = DEMO_PLANNER
         statuses: list[dict[str, Any]] = []
         async with trio.open_nursery() as nursery:
             await nursery.start(network.run)
@@ -175,6 +191,29 @@ async def _snapshot(companions: Sequence[Companion], graph: Graph) -> list[dict[
     return rows
 
 
+def _plan_lines(statuses: Sequence[dict[str, Any]]) -> list[str]:
+    """Planning and locking (issue 16): what each companion planned, its live intents."""
+    parts = []
+    for s in statuses:
+        planner, locks = s.get("planner"), s.get("locks")
+        if not planner or planner.get("ours_planned") is None:
+            continue
+        live = len(locks.get("own", [])) if locks else 0
+        parts.append(
+            f"{s['alias']}: {planner['ours_planned']} planned, {live} locking, "
+            f"{locks.get('executed', 0) if locks else 0} opened"
+        )
+    if not parts:
+        return []
+    first = next(
+        s["planner"] for s in statuses if s.get("planner", {}).get("ours_planned") is not None
+    )
+    return [
+        f"plan: routed demand {first['routed_demand_ppm']} ppm, reach {first['reach_ppm']} ppm "
+        "of the network (after the plan); " + "; ".join(parts)
+    ]
+
+
 def render_table(statuses: Sequence[dict[str, Any]], elapsed_s: float) -> str:
     """The fleet status table shown by `hive demo` (pure: easy to test)."""
     header = (
@@ -205,6 +244,7 @@ def render_table(statuses: Sequence[dict[str, Any]], elapsed_s: float) -> str:
             f"{sum(msgs['rejected'].values()):>4} {restarts:>8}"
         )
     lines.extend(_fleet_lines(statuses))
+    lines.extend(_plan_lines(statuses))
     lines.append("")
     lines.append("alive: fleet peers that answered a ping in the last 90 s.  Ctrl-C to stop.")
     return "\n".join(lines)

@@ -260,13 +260,20 @@ class Runtime:
         }
         for name, g_method in governance.items():
             bound.append(Command(spec(name), self._governance_handler(name, g_method)))
-        bound.append(Command(spec("hive-plan"), self._cmd_plan))
+        bound.append(Command(spec("hive-plan"), self._planner_handler("hive-plan")))
+        bound.append(Command(spec("hive-open"), self._planner_handler("hive-open")))
         return bound
 
-    async def _cmd_plan(self, params: Mapping[str, Any]) -> JsonDict:
-        if self.planner is None:
-            raise CommandError(CommandError.NOT_READY, "hive-plan: the companion is starting")
-        return await self.planner.command(params)
+    def _planner_handler(self, name: str) -> Callable[[Mapping[str, Any]], Awaitable[JsonDict]]:
+        async def handler(params: Mapping[str, Any]) -> JsonDict:
+            planner = self.planner
+            if planner is None:
+                raise CommandError(CommandError.NOT_READY, f"{name}: the companion is starting")
+            if name == "hive-open":
+                return await planner.open_command(params)
+            return await planner.command(params)
+
+        return handler
 
     def _governance_handler(
         self,
@@ -386,5 +393,7 @@ class Runtime:
             },
             "peers": peers,
             "gossip": {**self.gossip.status(), **self.fleet.status()},
+            "planner": None if self.planner is None else self.planner.status(),
+            "locks": None if self.locks is None else self.locks.status(),
             "decisions": decisions,
         }

@@ -33,12 +33,13 @@ from hive.actors.fleetstate import FleetState
 from hive.actors.locks import LockRefused, Locks
 from hive.actors.membership import Membership
 from hive.actors.transport import Transport
+from hive.admin import Params
 from hive.commands import CommandError, JsonDict
 from hive.errors import HiveError, NodeError, TransientError
 from hive.fleet.plantypes import Plan, PlanMember, PlannerConfig
 from hive.governance.api import ExecutionFailed, Refused
-from hive.governance.kinds import OPEN_CHANNEL, node_id_param
-from hive.governance.proposal import Cost, Draft, ExecutionResult, Proposal, ProposalInvalid
+from hive.governance.kinds import OPEN_CHANNEL
+from hive.governance.proposal import Cost, Draft, ExecutionResult, Proposal
 from hive.node.port import ChannelState, ChannelStateChanged, NodeEvent, NodeId, NodePort
 from hive.store import Store
 from hive.store import governance as ledger_sql
@@ -420,19 +421,34 @@ class Planner:
 
     # --- hive-plan ------------------------------------------------------------------------------
 
-    async def command(self, params: Mapping[str, Any]) -> JsonDict:
+    async def open_command(self, raw: Mapping[str, Any]) -> JsonDict:
+        """``hive-open peer amount_sat [host] [port]``: an operator's open, as a proposal: the
+        engine decides, and the opener takes the fleet's intent lock like any other."""
+        params = Params("hive-open", raw, ("peer", "amount_sat", "host", "port"))
+        peer = params.node_id("peer", required=True)
+        assert peer is not None
+        amount = params.integer("amount_sat", 0, low=20_000, high=21_000_000 * 100_000_000)
+        host = params.text("host", max_len=255)
+        extra: dict[str, Any] = {} if host is None else {"host": host}
+        if host is not None and "port" in params.values:
+            extra["port"] = params.integer("port", 9735, low=1, high=65535)
+        draft = Draft(
+            kind=OPEN_CHANNEL.name,
+            params={"peer": peer, "amount_sat": amount, **extra},
+            reason="operator: hive-open",
+            cost=Cost(capital_sat=amount, onchain_fee_sat=self.settings.planner.open_fee_sat),
+            proposer="operator",
+            target=peer,
+        )
+        try:
+            status = await self.engine.submit(draft)
+        except Refused as exc:
+            raise CommandError(CommandError.REFUSED, f"hive-open: {exc.message}") from exc
+        return status.to_json()
+
+    async def command(self, raw: Mapping[str, Any]) -> JsonDict:
         """``hive-plan [member]``: a fresh plan, our proposals in flight, the locks."""
-        unknown = set(params) - {"member"}
-        if unknown:
-            raise CommandError(
-                CommandError.INVALID_PARAMS, f"hive-plan: unknown parameter(s) {sorted(unknown)}"
-            )
-        member = params.get("member")
-        if member is not None:
-            try:
-                member = node_id_param({"member": member}, "member", "hive-plan")
-            except ProposalInvalid as exc:
-                raise CommandError(CommandError.INVALID_PARAMS, str(exc)) from exc
+        member = Params("hive-plan", raw, ("member",)).node_id("member", required=False)
         try:
             result = await self.compute()
         except TransientError as exc:

@@ -58,6 +58,8 @@ class _Cover:
             self.a1 = self.a2 = INF
             self.a_arg = -1
             self.value = 0.0
+            self.contrib = np.zeros(n)
+            self.cost = np.full(n, INF)
             return
         order = np.argsort(same, axis=0, kind="stable")
         cols = np.arange(same.shape[1])
@@ -72,7 +74,12 @@ class _Cover:
         self.a_arg = int(ao[0])
         self.a1 = float(self.a[ao[0]])
         self.a2 = float(self.a[ao[1]]) if m > 1 else INF
-        self.value = self._value(np.minimum(self.s1, self.a1 + self.hop + self.x1))
+        cost = np.minimum(self.s1, self.a1 + self.hop + self.x1)
+        # Each destination's cost and routed demand now, so a change is evaluated only where
+        # it lowers the cost.
+        self.cost = cost
+        self.contrib = self.wq * (cost[:, None] < self.qt).sum(axis=1)
+        self.value = float(self.contrib.sum())
 
     def _value(self, cost: FloatArray, cols: Any = slice(None)) -> float:
         """Demand routed at fleet cost ``cost``: each destination's weight times the share of
@@ -101,9 +108,10 @@ class _Cover:
             s = np.minimum(np.where(sa == m, s2, s1), a_new + e_new)
             x = np.minimum(np.where(xa == m, x2, x1), e_new)
             a_best = min(self.a2 if self.a_arg == m else self.a1, a_new)
-            old = np.minimum(s1, self.a1 + self.hop + x1)
             new = np.minimum(s, a_best + self.hop + x)
-            return self.value - self._value(old, cols) + self._value(new, cols)
+            lower = new < self.cost[cols]
+            cols, new = cols[lower], new[lower]
+            return self.value - float(self.contrib[cols].sum()) + self._value(new, cols)
         e_full = np.minimum(self.e[m], exit_row)
         s = np.minimum(np.where(self.s_arg == m, self.s2, self.s1), a_new + e_full)
         x = np.minimum(np.where(self.x_arg == m, self.x2, self.x1), e_full)
@@ -200,11 +208,15 @@ def plan(
     )
     pool = sorted(set(exits) | set(entries))
     pool_idx = np.array([graph.index[t] for t in pool], dtype=np.int64)
-    rows = distances(matrix, pool_idx, limit=limit) + exit_extra if len(pool) else None
-    if rows is not None:
-        # An exit that cannot undercut even the dearest payer quantile with the cheapest entry
-        # never counts: drop it, so evaluating a candidate touches only where it can matter.
-        floor = float(entry_of[np.isfinite(entry_of)].min(initial=0.0))
+    # An exit that cannot undercut even the dearest payer quantile with the cheapest entry
+    # never counts: searches stop there, and such costs are dropped, so evaluating a candidate
+    # touches only the destinations where it can matter.
+    floor = float(entry_of[np.isfinite(entry_of)].min(initial=0.0))
+    dearest = quant[-1][np.isfinite(quant[-1])]
+    reach_limit = float(dearest.max()) - floor - exit_extra if len(dearest) else limit
+    rows = None
+    if len(pool):
+        rows = distances(matrix, pool_idx, limit=max(0.0, reach_limit)) + exit_extra
         rows[rows + floor >= quant[-1][None, :]] = INF
 
     # --- the members' current cover -----------------------------------------------------------

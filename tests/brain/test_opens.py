@@ -81,11 +81,15 @@ async def test_two_members_race_for_one_target_and_only_one_opens(
         assert engines[1] is not None
         first = await engines[0].submit(draft(target, score=5))
         second = await engines[1].submit(draft(target, score=9))
+        # An operator's hive-open on the third member is locked like the planner's opens.
+        third = await call(runtimes[2], "hive-open", peer=target, amount_sat=1_500_000)
+        await approve(runtimes[2], third["id"])
         # Both approved within the same second.
         await approve(runtimes[0], first.id)
         await approve(runtimes[1], second.id)
         states = [await final(runtimes[0], first.id), await final(runtimes[1], second.id)]
         assert sorted(s.value for s in states) == ["failed", "succeeded"]
+        assert await final(runtimes[2], third["id"]) is ProposalState.FAILED
         assert len(opens_to(fleet, target)) == 1
         # The stronger score won the tie-break.
         assert states[1] is ProposalState.SUCCEEDED
