@@ -15,14 +15,17 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
 import attrs
 import trio
 
+from hive.actors.demo_proposer import run_demo_proposer
 from hive.actors.planner import PlannerSettings
 from hive.config import Governance, HiveConfig
+from hive.demo_governance import governance_lines, proposal_rows
 from hive.fleet.plantypes import PlannerConfig
 from hive.node.port import ChannelState
 from hive.node.sim import Graph, SimNetwork, SimNode, generate_graph, load_mainnet
@@ -53,6 +56,9 @@ class DemoOptions:
     onchain_sat: int = 20_000_000
     refresh_s: float = 1.0
     data_dir: Path | None = None
+    # The built-in demo proposer (hive/governance/demo_proposer.py) submits a proposal to each
+    # companion every ~`proposal_interval_s` simulated seconds; None turns it off.
+    proposal_interval_s: float | None = 600.0
     # Run SQLite on the trio thread: only for tests under an autojump clock, which would
     # otherwise jump ahead while a worker thread runs.
     store_inline: bool = False
@@ -109,16 +115,16 @@ async def run_demo(
                     HiveConfig(
                         data_dir=base / node.alias,
                         ping_interval_s=30.0,
-                        # The demo decides by itself (within the hard limits), so the
-                        # companions' planned opens happen on screen.
-                        governance=Governance.AUTONOMOUS,
+                        # The first companion waits for the operator, the others decide
+                        # within the hard limits: the demo shows both.
+                        governance=Governance.ADVISOR if i == 0 else Governance.AUTONOMOUS,
                     ),
                     now_ms=sim_clock_ms,
                     rng=random.Random(rng.getrandbits(64)),
                     store_inline=options.store_inline,
                 ),
             )
-            for node in nodes
+            for i, node in enumerate(nodes)
         ]
         for companion in companions:
             companion.runtime.planner_settings = DEMO_PLANNER
@@ -129,18 +135,36 @@ async def run_demo(
                 await nursery.start(companion.runtime.run)
             await _attach(nodes, graph, candidates, options, rng)
             await form_hive(companions, out)
+            targets = [graph.node_ids[h] for h in candidates]
+            every = options.proposal_interval_s
+            for companion in companions:
+                engine = companion.runtime.engine
+                if engine is not None and every is not None:
+                    await nursery.start(
+                        partial(run_demo_proposer, interval_s=every),
+                        engine,
+                        targets,
+                        random.Random(rng.getrandbits(64)),
+                    )
             started = trio.current_time()
             with trio.move_on_after(
                 options.duration_s if options.duration_s is not None else float("inf")
             ):
                 while True:
                     statuses = await _snapshot(companions, graph)
-                    _show(out, render_table(statuses, trio.current_time() - started))
+                    table = render_table(statuses, trio.current_time() - started)
+                    _show(out, "\n".join([table, *_proposals(companions)]))
                     await trio.sleep(options.refresh_s * options.speed)
             statuses = await _snapshot(companions, graph)
-            _show(out, render_table(statuses, trio.current_time() - started))
+            table = render_table(statuses, trio.current_time() - started)
+            _show(out, "\n".join([table, *_proposals(companions)]))
             nursery.cancel_scope.cancel()
     return statuses
+
+
+def _proposals(companions: Sequence[Companion]) -> list[str]:
+    engines = [(c.node.alias, c.runtime.engine) for c in companions if c.runtime.engine]
+    return governance_lines(proposal_rows(engines))
 
 
 async def _attach(

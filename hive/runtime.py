@@ -14,6 +14,10 @@ Wiring (all channels bounded, each receive side owned by exactly one actor)::
                             |  +----NodeEvent(peers, channels, fwds)---> gossip
                             +------------------ outbox <---------------- (every actor)
 
+    producers --Draft--> engine --Executor--> node port      engine --EngineEvent--> hub
+    operator commands --approve/reject/pause--> engine         (decision-http: webhooks,
+    deciders (HTTP oracle, agents) <--packet-- engine           the HTTP oracle)
+
 The transport asks membership whether each verified frame may pass (members only, except the
 join handshake). Supervision policy (see ARCHITECTURE.md): actors restart with backoff on
 transient errors (the node's RPC timing out, a peer vanishing); any other exception is a bug

@@ -24,7 +24,12 @@ async def test_demo_fleet_opens_channels_and_sees_each_other(
 ) -> None:
     out = io.StringIO()
     options = DemoOptions(
-        nodes=4, graph="generated", duration_s=1200, data_dir=tmp_path, store_inline=True
+        nodes=4,
+        graph="generated",
+        duration_s=1200,
+        data_dir=tmp_path,
+        store_inline=True,
+        proposal_interval_s=None,
     )
     statuses = await run_demo(options, out, graph=generate_graph(60, seed=2))
     assert [s["alias"] for s in statuses] == ["hive-1", "hive-2", "hive-3", "hive-4"]

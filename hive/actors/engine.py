@@ -127,6 +127,10 @@ class Engine:
     def pending(self) -> list[ProposalStatus]:
         return sorted(self._open.values(), key=lambda s: (s.proposal.created_ms, s.id))
 
+    def recent(self) -> list[ProposalStatus]:
+        """Proposals that became final in this run, most recent last (at most 256)."""
+        return list(self._recent.values())
+
     def get(self, proposal_id: str) -> ProposalStatus | None:
         return self._open.get(proposal_id) or self._recent.get(proposal_id)
 
@@ -313,6 +317,21 @@ class Engine:
             )
         self._publish(EventKind.DECIDED, new)
         return new
+
+    async def record_measurement(self, proposal_id: str, measured: JsonDict, *, by: str) -> None:
+        """Append a measured result of a finished action to the ledger (e.g. the fees a new
+        channel earned in its first week); ``hive-why`` shows it. Raises Refused(unknown-id)."""
+        status = await self.lookup(proposal_id)
+        if status is None:
+            raise Refused("unknown-id", f"no proposal {proposal_id}")
+        kind = status.proposal.kind
+        now = self.now_ms()
+        await self.store.run(
+            "measured",
+            lambda c: sql.append_ledger(
+                c, now, "measured", by, measured, proposal_id=proposal_id, kind=kind
+            ),
+        )
 
     async def pause(self, reason: str, *, by: str = "operator") -> None:
         now = self.now_ms()

@@ -37,8 +37,10 @@ class OpenChannelExecutor:
         if "host" in p:
             await self.node.connect(p["peer"], p["host"], p.get("port"))
             calls.append(f"connect {p['peer']}@{p['host']}:{p.get('port')}")
-        result = await self.node.open_channel(p["peer"], p["amount_sat"])
-        calls.append(f"open_channel {p['peer']} {p['amount_sat']}")
+        feerate = p.get("feerate_perkw")
+        result = await self.node.open_channel(p["peer"], p["amount_sat"], feerate_perkw=feerate)
+        at = "" if feerate is None else f" at {feerate} perkw"
+        calls.append(f"open_channel {p['peer']} {p['amount_sat']}{at}")
         return ExecutionResult(
             cost=Cost(onchain_fee_sat=result.onchain_fee_sat, capital_sat=result.amount_sat),
             calls=tuple(calls),

@@ -122,7 +122,10 @@ class FleetOpener:
         target, amount = p["peer"], p["amount_sat"]
         score = proposal.evidence.get("score_milli_ppm", 0)
         score = score if isinstance(score, int) and not isinstance(score, bool) else 0
-        feerate = min(p.get("feerate_perkw", self.max_feerate_perkw), self.max_feerate_perkw)
+        # An explicit feerate in the proposal (checked by the engine against its limit) is
+        # used as it is; otherwise the node's estimate, refused above the engine's limit.
+        explicit = p.get("feerate_perkw")
+        feerate = self.max_feerate_perkw if explicit is None else explicit
         calls: list[str] = []
         try:
             intent_id = await self.locks.acquire(target, amount, score)
@@ -147,7 +150,10 @@ class FleetOpener:
                 await self._save(target, proposal, "executing", "", unmanaged)
                 await self.node.connect(target, p.get("host"), p.get("port"))
                 calls.append(f"connect {target}")
-                result = await self.node.open_channel(target, amount, max_feerate_perkw=feerate)
+                if explicit is None:
+                    result = await self.node.open_channel(target, amount, max_feerate_perkw=feerate)
+                else:
+                    result = await self.node.open_channel(target, amount, feerate_perkw=feerate)
                 calls.append(f"fundchannel {target} {amount} sat, feerate <= {feerate} perkw")
         except (ExecutionFailed, HiveError, trio.TooSlowError) as exc:
             reason = str(exc) if not isinstance(exc, trio.TooSlowError) else "timed out"

@@ -187,10 +187,14 @@ class ClnNode:
     # Channels and fees
 
     async def open_channel(
-        self, peer_id: NodeId, amount_sat: int, *, max_feerate_perkw: int | None = None
+        self,
+        peer_id: NodeId,
+        amount_sat: int,
+        *,
+        feerate_perkw: int | None = None,
+        max_feerate_perkw: int | None = None,
     ) -> OpenResult:
-        params: dict[str, Any] = {"id": peer_id, "amount": amount_sat}
-        if max_feerate_perkw is not None:
+        if feerate_perkw is None and max_feerate_perkw is not None:
             estimate = views.parse_opening_feerate(
                 await self.gateway.call("feerates", {"style": "perkw"})
             )
@@ -198,8 +202,11 @@ class ClnNode:
                 raise NodeError(
                     f"opening feerate {estimate} perkw is above the limit {max_feerate_perkw}"
                 )
-            params["feerate"] = f"{estimate}perkw"
+            feerate_perkw = estimate
         wallet_before = await self.gateway.call("listfunds")
+        params: dict[str, Any] = {"id": peer_id, "amount": amount_sat}
+        if feerate_perkw is not None:
+            params["feerate"] = f"{feerate_perkw}perkw"
         try:
             result = await self.gateway.call("fundchannel", params, timeout_s=120)
         except NodeError as exc:

@@ -120,12 +120,23 @@ class EngineApi(Protocol):
         self, proposal_id: str, *, by: str = "operator", reason: str = ""
     ) -> ProposalStatus: ...
 
+    async def record_measurement(
+        self, proposal_id: str, measured: dict[str, object], *, by: str
+    ) -> None:
+        """Append a later measured result of an action (fees earned, liquidity moved) to the
+        ledger, for ``hive-why``."""
+        ...
+
     async def pause(self, reason: str, *, by: str = "operator") -> None: ...
 
     async def resume(self, *, by: str = "operator") -> None: ...
 
     def pending(self) -> list[ProposalStatus]:
         """Proposals not yet final (pending, approved, executing), oldest first."""
+        ...
+
+    def recent(self) -> list[ProposalStatus]:
+        """Proposals that became final in this run, most recent last (bounded)."""
         ...
 
     def get(self, proposal_id: str) -> ProposalStatus | None:

@@ -251,10 +251,17 @@ class NodePort(Protocol):
         ...
 
     async def open_channel(
-        self, peer_id: NodeId, amount_sat: int, *, max_feerate_perkw: int | None = None
+        self,
+        peer_id: NodeId,
+        amount_sat: int,
+        *,
+        feerate_perkw: int | None = None,
+        max_feerate_perkw: int | None = None,
     ) -> OpenResult:
-        """Fund a channel. With ``max_feerate_perkw``, at the node's opening feerate estimate
-        when it is at most that, else refused (NodeError) before anything is spent."""
+        """Fund a channel; ``feerate_perkw`` (sat per 1000 weight) fixes the funding feerate,
+        None lets the node choose. With ``max_feerate_perkw`` instead, the node's opening
+        feerate estimate is used when it is at most that, else the open is refused (NodeError)
+        before anything is spent."""
         ...
 
     async def set_fee_policy(self, peer_id: NodeId, policy: FeePolicy) -> None:

@@ -16,7 +16,9 @@ from hive.governance import Cost, Draft, Refused
 from hive.runtime import Runtime
 
 PROPOSE = CommandSpec(
-    "hive-test-propose", "peer amount_sat host port", "Submit an open-channel proposal (test)."
+    "hive-test-propose",
+    "peer amount_sat host port [feerate_perkw]",
+    "Submit an open-channel proposal (test).",
 )
 
 
@@ -28,14 +30,17 @@ class GovernanceTestRuntime(Runtime):
         if self.engine is None:
             raise CommandError(CommandError.NOT_READY, "starting")
         amount = int(params["amount_sat"])
+        open_params: dict[str, Any] = {
+            "peer": params["peer"],
+            "amount_sat": amount,
+            "host": params["host"],
+            "port": int(params["port"]),
+        }
+        if params.get("feerate_perkw") is not None:
+            open_params["feerate_perkw"] = int(params["feerate_perkw"])
         draft = Draft(
             kind="open-channel",
-            params={
-                "peer": params["peer"],
-                "amount_sat": amount,
-                "host": params["host"],
-                "port": int(params["port"]),
-            },
+            params=open_params,
             reason="test producer: open to a well-connected peer",
             cost=Cost(capital_sat=amount, onchain_fee_sat=2_000),
             proposer="test-producer",

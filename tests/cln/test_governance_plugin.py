@@ -32,7 +32,7 @@ async def test_advisor_flow_through_lightningd(network: Network) -> None:
     with trio.fail_after(START):
         async with alice.running(GOVERNANCE_PLUGIN):
             proposed = await alice.call_plugin(
-                "hive-test-propose", [bob.node_id, 500_000, "127.0.0.1", bob.port]
+                "hive-test-propose", [bob.node_id, 500_000, "127.0.0.1", bob.port, 3_000]
             )
             pid = proposed["id"]
             pending = await alice.call_plugin("hive-pending")
@@ -57,7 +57,8 @@ async def test_advisor_flow_through_lightningd(network: Network) -> None:
     assert why["proposal"]["state"] == "succeeded"
     assert why["story"][0].startswith("proposed by test-producer")
     assert why["story"][1] == "approved by operator: ok by me"
-    assert "fundchannel" in [m for m, _ in alice.rpc_calls]
+    [fund] = [params for m, params in alice.rpc_calls if m == "fundchannel"]
+    assert fund["feerate"] == "3000perkw"  # the proposal's feerate, bounded by the limit
     assert budget["usage"]["capital_sat"]["spent_24h"] == 500_000
     assert budget["usage"]["onchain_fee_sat"]["spent_24h"] == 1530  # the double's real fee
     # The opener's own steps (intent lock, re-check, funding) sit between reservation and outcome.

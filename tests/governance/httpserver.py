@@ -26,6 +26,8 @@ class Reply:
     status: int = 200
     body: bytes = b""
     delay_s: float = 0.0
+    # Send the body in chunks of this size with Transfer-Encoding: chunked (no Content-Length).
+    chunked: int | None = None
 
 
 Behaviour = Callable[[Request, int], Reply]  # (request, how many came before) -> reply
@@ -44,6 +46,8 @@ async def http_server(behaviour: Behaviour) -> AsyncIterator[Server]:
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
@@ -57,9 +61,18 @@ async def http_server(behaviour: Behaviour) -> AsyncIterator[Server]:
             try:
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                self.wfile.write(reply.body)
+                if reply.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    step = reply.chunked
+                    for i in range(0, len(reply.body), step):
+                        piece = reply.body[i : i + step]
+                        self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                    self.wfile.write(b"0\r\n\r\n")
+                else:
+                    self.send_header("Content-Length", str(len(reply.body)))
+                    self.end_headers()
+                    self.wfile.write(reply.body)
             except (BrokenPipeError, ConnectionResetError):
                 pass
 

@@ -135,3 +135,111 @@ async def test_pause_stops_execution_and_survives_restart(
         with trio.fail_after(10):
             final = await r.engine.wait_final(status.id)
         assert final.state is S.FAILED  # the sim node has no channel with that peer: no-op
+
+
+async def test_subscribers_that_fall_behind_lose_counted_events_and_never_block(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with rig(tmp_path) as r, r.engine.subscribe(capacity=2) as slow:
+        for peer in r.peers[:4]:
+            await r.engine.submit(fee_draft(peer))
+        assert len(drain(slow)) == 2
+        assert r.engine.hub.dropped == 2
+        assert r.engine.status()["events"]["dropped"] == 2
+
+
+async def test_a_change_of_limits_between_starts_is_in_the_ledger(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with rig(tmp_path):
+        pass
+    async with rig(tmp_path, limits=Limits(daily_capital_sat=1_000_000)) as r:
+        rows = await r.store.run(
+            "l", lambda c: sql.ledger_page(c, kind=None, since_ms=None, limit=10)
+        )
+    entries = [row for row in rows if row.entry == "limits"]
+    assert len(entries) == 2  # recorded at the first start, and the change
+    assert entries[0].detail["now"]["daily_capital_sat"] == 1_000_000
+    assert entries[0].detail["before"]["daily_capital_sat"] == 10_000_000
+
+
+async def test_a_measured_result_joins_the_story(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    from hive.governance_commands import GovernanceCommands
+
+    async with rig(tmp_path, mode=Governance.AUTONOMOUS) as r:
+        status = await r.engine.submit(open_draft(r.peers[1]))
+        with trio.fail_after(10):
+            await r.engine.wait_final(status.id)
+        await r.engine.record_measurement(status.id, {"fees_earned_sat": 42}, by="fees")
+        why = await GovernanceCommands(r.engine).why({"id": status.id})
+        with pytest.raises(Refused):
+            await r.engine.record_measurement("p-0000000000", {}, by="fees")
+    assert why["story"][-1] == "measured by fees: fees_earned_sat 42"
+    assert why["story"][1] == "approved by autonomous: within every hard limit"
+
+
+async def test_racing_decisions_on_one_proposal_only_one_wins(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Two deciders at once (the browser's button and lightning-cli; two agents): one wins, the
+    other is told it is no longer pending. (Rejecting an approved proposal that has not
+    started is allowed on purpose: it withdraws the approval.)"""
+    async with rig(tmp_path) as r:
+        results: list[str] = []
+
+        async def decide(pid: str, approve: bool, by: str) -> None:
+            try:
+                if approve:
+                    await r.engine.approve(pid, by=by)
+                else:
+                    await r.engine.reject(pid, by=by)
+                results.append("won")
+            except Refused as exc:
+                results.append(exc.code)
+
+        ids = []
+        for approve in (True, False):
+            status = await r.engine.submit(fee_draft(r.peers[1]))
+            ids.append(status.id)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(decide, status.id, approve, "operator:web")
+                nursery.start_soon(decide, status.id, approve, "operator")
+        rows = [await r.store.run("l", lambda c, i=i: sql.ledger_for(c, i)) for i in ids]
+    assert sorted(results) == ["not-pending", "not-pending", "won", "won"]
+    assert [[row.entry for row in story].count("decided") for story in rows] == [1, 1]
+
+
+async def test_command_parameters_are_checked(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    from hive.commands import CommandError
+    from hive.governance_commands import GovernanceCommands
+
+    async with rig(tmp_path) as r:
+        cmds = GovernanceCommands(r.engine)
+        bad = [
+            (cmds.ledger, {"limit": 0}),
+            (cmds.ledger, {"limit": 100_000}),
+            (cmds.ledger, {"since": "yesterday"}),
+            (cmds.ledger, {"bogus": 1}),
+            (cmds.approve, {}),
+            (cmds.approve, {"id": "p-" + "0" * 10, "reason": "x" * 201}),
+            (cmds.reject, {"id": "all"}),
+            (cmds.why, {"id": "DROP TABLE"}),
+            (cmds.pending, {"x": 1}),
+        ]
+        for handler, params in bad:
+            with pytest.raises(CommandError) as info:
+                await handler(params)
+            assert info.value.code == CommandError.INVALID_PARAMS, (handler, params)
+        with pytest.raises(CommandError) as not_paused:
+            await cmds.resume({})
+        assert not_paused.value.code == CommandError.REFUSED
+        status = await r.engine.submit(fee_draft(r.peers[1]))
+        page = await cmds.ledger({"kind": "set-fee", "since": "1h", "limit": 1})
+        assert [e["entry"] for e in page["entries"]] == ["proposed"]
+        assert page["entries"][0]["proposal_id"] == status.id
+        approved = await cmds.approve({"id": "all"})
+        assert approved["approved"] == [status.id]

@@ -119,21 +119,23 @@ async def test_malformed_and_oversized_answers_are_refused_counted_and_deny(
     ]
 
     def bad(request: Request, before: int) -> Reply:
+        if before == 3:  # no Content-Length: refused while reading
+            return Reply(200, b"y" * (4 * MAX_ANSWER_BYTES), chunked=4096)
         return Reply(200, answers[before % len(answers)])
 
     async with http_server(bad) as server, oracle_rig(tmp_path, server) as r:
         finals = []
-        for peer in r.peers[1:4]:
+        for peer in (*r.peers[1:4], r.peers[1]):
             status = await r.engine.submit(fee_draft(peer))
             with trio.fail_after(10):
                 finals.append(await r.engine.wait_final(status.id))
         refused = r.engine.deciders.refused
-    assert [f.state for f in finals] == [S.REJECTED] * 3
+    assert [f.state for f in finals] == [S.REJECTED] * 4
     name = f"oracle:{server.url}"
     assert refused == {
         f"{name}:malformed": 1,
         f"{name}:unsupported-version": 1,
-        f"{name}:oversized": 1,
+        f"{name}:oversized": 2,
     }
     assert finals[2].decision is not None
     assert "oversized" in finals[2].decision.reason

@@ -90,3 +90,40 @@ def test_three_nodes_form_a_hive(node_factory: Any, hive_plugin: Path) -> None:
         l4.rpc.call(
             "hive-join", {"ticket": ticket, "member": f"{l1.info['id']}@localhost:{l1.port}"}
         )
+
+
+def test_governance_commands_and_options_on_a_real_node(
+    node_factory: Any, hive_plugin: Path
+) -> None:
+    """The governance options are accepted by lightningd (hive-webhook-url repeated), the
+    commands answer, and the kill switch survives a restart of the node."""
+    from pyln.client import RpcError
+
+    opts = {
+        "plugin": str(hive_plugin),
+        "hive-governance": "autonomous",
+        "hive-proposal-ttl": "2h",
+        "hive-limit-daily-capital-sat": "2000000",
+        "hive-limit-action-capital-sat": "1000000",
+        "hive-webhook-secret": "0123456789abcdef",
+        "hive-webhook-url": ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"],
+    }
+    node = node_factory.get_node(options=opts)
+    assert node.rpc.call("hive-pending") == {"mode": "autonomous", "paused": None, "pending": []}
+    budget = node.rpc.call("hive-budget")
+    assert budget["limits"]["daily_capital_sat"]["value"] == 2_000_000
+    assert budget["usage"]["capital_sat"]["spent_24h"] == 0
+    node.rpc.call("hive-pause", ["maintenance"])
+    assert node.rpc.call("hive-status")["paused"]["reason"] == "maintenance"
+    with pytest.raises(RpcError, match="is not a proposal id"):
+        node.rpc.call("hive-approve", ["nonsense"])
+    with pytest.raises(RpcError, match="no proposal"):
+        node.rpc.call("hive-why", ["p-0000000000"])
+    node.restart()
+    assert node.rpc.call("hive-status")["paused"]["reason"] == "maintenance"
+    node.rpc.call("hive-resume")
+    entries = [e["entry"] for e in node.rpc.call("hive-ledger")["entries"]]
+    assert entries[:2] == ["resumed", "paused"]
+    status = node.rpc.call("hive-status")
+    assert status["paused"] is None
+    assert set(status["decisions"]["webhooks"]) == {"http://127.0.0.1:9/a", "http://127.0.0.1:9/b"}

@@ -97,6 +97,10 @@ class LightningdDouble:
         self.clboss_unmanaged: dict[str, str] = {}
         self.rpc_calls: list[tuple[str, dict[str, Any]]] = []
         self._injected: dict[str, _Injected] = {}
+        # Calls whose answer never comes (crash tests): method -> "before" (not executed) or
+        # "after" (executed, answer withheld); `stalled[method]` is set when one arrived.
+        self._stalls: dict[str, str] = {}
+        self.stalled: dict[str, trio.Event] = {}
         self._methods = Methods(self)
         # Plugin side.
         self.process: trio.Process | None = None
@@ -128,6 +132,13 @@ class LightningdDouble:
         if data is not None:
             error["data"] = data
         self._injected[method] = _Injected(error=error, times=times)
+
+    def stall(self, method: str, *, executed: bool) -> trio.Event:
+        """The next call of ``method`` never gets an answer, as if lightningd hung or the plugin
+        died waiting; with ``executed`` it takes effect first. The event is set when it came."""
+        self._stalls[method] = "after" if executed else "before"
+        self.stalled[method] = trio.Event()
+        return self.stalled[method]
 
     def onchain_sat(self) -> int:
         return sum(int(o["amount_msat"]) for o in self.wallet) // 1000
@@ -194,6 +205,12 @@ class LightningdDouble:
                     except json.JSONDecodeError:
                         break  # wait for the rest of the object
                     buffer = buffer[end:]
+                    stall = self._stalls.pop(str(request.get("method")), None)
+                    if stall == "after":
+                        self.handle_rpc(request)
+                    if stall is not None:
+                        self.stalled[str(request.get("method"))].set()
+                        await trio.sleep_forever()
                     answer = self.handle_rpc(request)
                     await stream.send_all((json.dumps(answer) + "\n\n").encode())
 

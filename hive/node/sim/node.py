@@ -207,9 +207,15 @@ class SimNode:
             self._events.clear()
 
     async def open_channel(
-        self, peer_id: NodeId, amount_sat: int, *, max_feerate_perkw: int | None = None
+        self,
+        peer_id: NodeId,
+        amount_sat: int,
+        *,
+        feerate_perkw: int | None = None,
+        max_feerate_perkw: int | None = None,
     ) -> OpenResult:
-        # The simulator has no fee market: opens cost its fixed ``open_fee_sat`` at any limit.
+        """The simulator charges its fixed ``open_fee_sat`` whatever the feerate arguments say
+        (it has no fee market)."""
         await trio.lowlevel.checkpoint()
         return self._net.open_channel(self._idx, peer_id, amount_sat)
 
