@@ -335,7 +335,9 @@ class Planner:
                 result = await self.compute()
                 if self.settings.enabled and self.membership.is_member:
                     await self.submit(result)
-            except (TransientError, Refused) as exc:
+            except (NodeError, TransientError, Refused) as exc:
+                # The node or the engine said no this time (an RPC error, a timeout, a refused
+                # draft): say why in hive-status and try again next interval.
                 self.last_error = str(exc)
                 log.warning("planning failed: %s", exc)
             await trio.sleep(self.settings.interval_s)

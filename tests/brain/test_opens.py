@@ -160,3 +160,40 @@ async def test_hive_plan_explains_and_the_planner_proposes_our_opens(
         node = fleet.node_of(runtimes[0])
         channels = await node.list_channels()
         assert any(c.state in (ChannelState.OPENING, ChannelState.NORMAL) for c in channels)
+
+
+async def test_a_restart_resolves_an_executing_intent_and_releases_a_holding_one(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Rows left by a crash: EXECUTING with a channel on the node -> opened; EXECUTING without
+    -> failed (restart-during-execution); HOLDING -> released (aborted, restarted)."""
+    from hive.store import intents as sql
+
+    async with make_fleet(tmp_path) as fleet:
+        (runtime,) = await form(fleet, 1)
+        node = fleet.nodes[0]
+        opened, missing, holding = (fleet.network.graph.node_ids[i] for i in (5, 6, 7))
+        await node.open_channel(opened, 1_000_000)
+        assert runtime.locks is not None
+        store = runtime.locks.store
+        rows = [
+            sql.IntentRow(
+                bytes([n]) * 16, "open-channel", t, 1_000_000, 0, 180_000, state, "", 1, 1
+            )
+            for n, t, state in (
+                (1, opened, "executing"),
+                (2, missing, "executing"),
+                (3, holding, "holding"),
+            )
+        ]
+        for row in rows:
+            await store.run("save", lambda c, r=row: sql.save_intent(c, r))
+        await fleet.stop(runtime)
+        restarted = await fleet.start(node)
+        assert restarted.locks is not None
+        history = {h["intent_id"]: h for h in await restarted.locks.history(10)}
+        assert history[(bytes([1]) * 16).hex()]["state"] == "opened"
+        assert history[(bytes([2]) * 16).hex()]["state"] == "failed"
+        assert history[(bytes([2]) * 16).hex()]["reason"] == "restart-during-execution"
+        assert history[(bytes([3]) * 16).hex()]["state"] == "aborted"
+        assert history[(bytes([3]) * 16).hex()]["reason"] == "restarted"
