@@ -96,8 +96,13 @@ class FleetOpener:
             ),
         )
 
-    async def _recheck(self, target: NodeId, amount_sat: int, intent_id: bytes) -> str | None:
-        """Why the open must not happen now, or None. Fails closed: any doubt is a reason."""
+    async def _recheck(
+        self, target: NodeId, amount_sat: int, intent_id: bytes, *, served_by: set[str] | None
+    ) -> str | None:
+        """Why the open must not happen now, or None. Fails closed: any doubt is a reason.
+        ``served_by``: for the planner's own proposals, the members that had a channel to the
+        target when it planned; another member's channel since then voids the plan's premise.
+        (An operator may open beside other members on purpose: None skips that check.)"""
         if not self.locks.holds(intent_id):
             return "the intent lock is no longer ours"
         for channel in await self.node.list_channels():
@@ -106,9 +111,9 @@ class FleetOpener:
                 ChannelState.NORMAL,
             ):
                 return f"we already have a channel to {target} ({channel.state.value})"
-        for member in self.fleet.statemap.members():
+        for member in self.fleet.statemap.members() if served_by is not None else ():
             entry = self.fleet.statemap.entry(member)
-            if member == self.node_id or entry is None:
+            if member == self.node_id or entry is None or member in (served_by or ()):
                 continue
             if any(edge.peer.hex() == target for edge in entry.effective.topology):
                 return f"member {member} already has a channel to {target}"
@@ -140,7 +145,15 @@ class FleetOpener:
         unmanaged = False
         try:
             with trio.fail_after(budget_s):
-                refusal = await self._recheck(target, amount, intent_id)
+                served = proposal.evidence.get("served_by")
+                refusal = await self._recheck(
+                    target,
+                    amount,
+                    intent_id,
+                    served_by=set(served)
+                    if proposal.proposer == ACTOR and isinstance(served, list)
+                    else None,
+                )
                 if refusal is not None:
                     raise ExecutionFailed(f"re-check failed: {refusal}", calls=calls)
                 await self._step(proposal, "rechecked", "re-checked at execution: still wanted")
@@ -250,6 +263,7 @@ class Planner:
         self.last: Plan | None = None
         self.last_ms: int | None = None
         self.last_error: str | None = None
+        self._served: dict[NodeId, list[NodeId]] = {}  # target -> members with a channel to it
         self.opener = FleetOpener(
             node=node,
             locks=locks,
@@ -309,6 +323,10 @@ class Planner:
         """A fresh plan from the node's graph and the fleet state (also ``hive-plan``)."""
         channels = await self.node.list_graph()
         members = await self._members()
+        self._served = {}
+        for member in members:
+            for peer in member.peers:
+                self._served.setdefault(peer, []).append(member.node_id)
         cfg = self.settings.planner
         saturated = list(self.fleet.ignore_reasons)
         locked = self._locked()
@@ -370,6 +388,7 @@ class Planner:
                     "routed_gain_ppm": round(planned.routed_gain_ppm, 2),
                     "reach_gain_ppm": round(planned.reach_gain_ppm, 2),
                     "next_targets": [a.target for a in planned.next_targets],
+                    "served_by": sorted(self._served.get(planned.target, [])),
                 },
                 target=planned.target,
                 ttl_s=self.settings.ttl_s,
