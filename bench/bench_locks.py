@@ -89,7 +89,7 @@ def run_round(
                 executions.append(now - decided[action.intent.intent_id])
                 # fundchannel: a few seconds, then the outcome.
                 push(now + rng.randint(1_000, 8_000), "done", member, action.intent.intent_id)
-        nxt = books[member].next_deadline()
+        nxt = books[member].next_deadline(now)
         if nxt is not None:
             at = max(nxt, now + 1)
             if at not in scheduled[member]:

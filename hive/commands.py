@@ -169,6 +169,18 @@ CATALOGUE: tuple[CommandSpec, ...] = (
         "Propose lifting our (or, as an admin, any) ban on PEER; local=true overrides every ban"
         " on PEER for this node only (undo=true removes the override).",
     ),
+    CommandSpec(
+        "hive-plan",
+        "[member]",
+        "The fleet's channel plan (for MEMBER): each open's routed-demand and reach gain, "
+        "alternatives and why; targets left out and why; our opens in flight and the locks.",
+    ),
+    CommandSpec(
+        "hive-open",
+        "peer amount_sat [host] [port]",
+        "Propose opening a channel to PEER; once approved it opens under the fleet's intent "
+        "lock, so no other member opens to PEER at the same time.",
+    ),
 )
 
 

@@ -23,7 +23,7 @@ import random
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
@@ -35,12 +35,14 @@ from rich.text import Text
 
 from hive import demo_datadir, keys
 from hive.actors.demo_proposer import run_demo_proposer
+from hive.actors.planner import PlannerSettings
 from hive.commands import CommandError
 from hive.config import Governance, HiveConfig
 from hive.demo_clock import IdleClock
 from hive.demo_datadir import DemoError, Manifest
 from hive.demo_governance import event_line, governance_lines, proposal_rows
 from hive.demo_screen import Screen, plural
+from hive.fleet.plantypes import PlannerConfig
 from hive.node.port import ChannelState
 from hive.node.sim import Graph, GraphFileError, SimNetwork, SimNode, generate_graph, load_mainnet
 from hive.node.sim.graph import GRAPH_ENV
@@ -56,6 +58,13 @@ __all__ = ["DemoError", "DemoOptions", "run_demo", "run_until_signalled"]
 SIM_EPOCH_MS = 1_761_350_400_000
 OPEN_FEE_SAT = 2_000  # the simulated network's on-chain fee per open
 MAX_NODES = 200  # every companion runs in this one process
+
+# Plan soon after the fleet forms and take young, small targets too (generated graphs).
+DEMO_PLANNER = PlannerSettings(
+    warmup_s=180.0,
+    interval_s=900.0,
+    planner=PlannerConfig(min_age_blocks=0, min_target_capacity_sat=1_000_000),
+)
 
 
 @attrs.frozen
@@ -222,7 +231,10 @@ async def run_demo(
             )
             for i, node in enumerate(nodes)
         ]
+        for companion in companions:
+            companion.runtime.planner_settings = DEMO_PLANNER
         final: list[list[dict[str, Any]]] = [[]]
+        screen.add_section("plan", _plan)
         screen.add_section("proposals", lambda _statuses: _proposals(companions))
         watcher = _Watcher(screen)
 
@@ -418,6 +430,35 @@ class _Watcher:
                 self._log.add(alias, "saturation", f"considers {target[:16]}.. again")
             for member in sorted(now["stale"] - before["stale"]):
                 self._log.add(alias, "stale", f"member {member[:16]}.. went stale")
+
+
+def _plan_lines(statuses: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Planning and locking (issue 16): what each companion planned, its live intents."""
+    parts = []
+    for s in statuses:
+        planner, locks = s.get("planner"), s.get("locks")
+        if not planner or planner.get("ours_planned") is None:
+            continue
+        live = len(locks.get("own", [])) if locks else 0
+        parts.append(
+            f"{s['alias']}: {planner['ours_planned']} planned, {live} locking, "
+            f"{locks.get('executed', 0) if locks else 0} opened"
+        )
+    if not parts:
+        return []
+    first = next(
+        s["planner"] for s in statuses if s.get("planner", {}).get("ours_planned") is not None
+    )
+    return [
+        f"plan: routed demand {first['routed_demand_ppm']} ppm, reach {first['reach_ppm']} ppm "
+        "of the network (after the plan); " + "; ".join(parts)
+    ]
+
+
+def _plan(statuses: Sequence[Mapping[str, Any]]) -> Text | None:
+    """The planning section: the fleet's plan figures and each companion's locks and opens."""
+    lines = _plan_lines(statuses)
+    return Text("\n".join(lines)) if lines else None
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -217,6 +217,8 @@ def _sentence(row: sql.LedgerRow) -> str:
     if row.entry == "measured":
         figures = ", ".join(f"{k} {v}" for k, v in sorted(d.items()))
         return f"measured by {row.actor}: {figures}"
+    if isinstance(d.get("story"), str):  # a step an executor recorded (e.g. the planner's opener)
+        return f"{row.entry} ({row.actor}): {d['story']}"
     return f"{row.entry} by {row.actor}"
 
 

@@ -46,7 +46,9 @@ from hive.actors.feepolicy import FeePolicyActor
 from hive.actors.fleetstate import FleetState
 from hive.actors.gossip import Gossip
 from hive.actors.liveness import Liveness
+from hive.actors.locks import Locks
 from hive.actors.membership import Membership
+from hive.actors.planner import Planner, PlannerSettings
 from hive.actors.rebalancer import Rebalancer
 from hive.actors.replaystate import keep_replay_saved, load_replay
 from hive.actors.sequence import keep_reserved, starting_seq
@@ -108,6 +110,9 @@ class Runtime:
         self.fleet: FleetState | None = None
         self.gossip: Gossip | None = None
         self.engine: Engine | None = None
+        self.locks: Locks | None = None
+        self.planner: Planner | None = None
+        self.planner_settings = PlannerSettings()
         self.decision_http: DecisionHttp | None = None
         self.feepolicy: FeePolicyActor | None = None
         self.rebalancer: Rebalancer | None = None
@@ -232,6 +237,32 @@ class Runtime:
             await rebalancer.load()
             gossip.rebalancing = rebalancer
             self.feepolicy, self.rebalancer = feepolicy, rebalancer
+            locks = Locks(
+                node=self.node,
+                transport=transport,
+                membership=membership,
+                store=store,
+                now_ms=self._now_ms,
+                rng=self._rng,
+            )
+            await locks.load()
+            # Registers the lock-taking opener as the engine's open-channel executor.
+            planner = Planner(
+                node=self.node,
+                transport=transport,
+                membership=membership,
+                fleet=fleet,
+                engine=engine,
+                locks=locks,
+                store=store,
+                node_id=info.node_id,
+                now_ms=self._now_ms,
+                settings=self.planner_settings,
+                run_inline=self._store_inline,
+            )
+            self.locks, self.planner = locks, planner
+            planner.banned_peers = bans.banned_peers
+            planner.opener.is_banned = bans.is_banned
             self.transport, self.liveness, self.membership = transport, liveness, membership
             self.fleet, self.gossip = fleet, gossip
             self._admin = MembershipCommands(membership, liveness)
@@ -246,6 +277,8 @@ class Runtime:
                 await supervisor.start("fleetstate", fleet.run)
                 await supervisor.start("gossip", gossip.run, inbox=gossip.inbox)
                 await supervisor.start("engine", engine.run, inbox=engine.inbox)
+                await supervisor.start("locks", locks.run, inbox=locks.inbox)
+                await supervisor.start("planner", planner.run, inbox=planner.inbox)
                 if wanted(self.config.decisions):
                     self.decision_http = DecisionHttp(engine, self.config.decisions)
                     await supervisor.start("decision-http", self.decision_http.run)
@@ -316,6 +349,8 @@ class Runtime:
         }
         for name, g_method in governance.items():
             bound.append(Command(spec(name), self._governance_handler(name, g_method)))
+        bound.append(Command(spec("hive-plan"), self._planner_handler("hive-plan")))
+        bound.append(Command(spec("hive-open"), self._planner_handler("hive-open")))
         return bound
 
     async def _cmd_reputation(self, params: Mapping[str, Any]) -> JsonDict:
@@ -330,6 +365,17 @@ class Runtime:
             if self.bans is None:
                 raise CommandError(CommandError.NOT_READY, "the companion is still starting")
             return await method(self.bans, params)
+
+        return handler
+
+    def _planner_handler(self, name: str) -> Callable[[Mapping[str, Any]], Awaitable[JsonDict]]:
+        async def handler(params: Mapping[str, Any]) -> JsonDict:
+            planner = self.planner
+            if planner is None:
+                raise CommandError(CommandError.NOT_READY, f"{name}: the companion is starting")
+            if name == "hive-open":
+                return await planner.open_command(params)
+            return await planner.command(params)
 
         return handler
 
@@ -468,6 +514,8 @@ class Runtime:
             },
             "peers": peers,
             "gossip": {**self.gossip.status(), **self.fleet.status()},
+            "planner": None if self.planner is None else self.planner.status(),
+            "locks": None if self.locks is None else self.locks.status(),
             "decisions": decisions,
             "member_fees": self.feepolicy.status() if self.feepolicy else None,
             **({"web": self.web.status()} if self.web is not None else {}),

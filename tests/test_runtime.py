@@ -117,6 +117,8 @@ async def test_hive_status_command(fleet: Fleet, autojump_clock: trio.testing.Mo
         "rebalancer",
         "engine",
         "bans",
+        "locks",
+        "planner",
     }
     assert next(iter(result)) == "paused"  # the kill switch comes first
     assert result["paused"] is None

@@ -165,6 +165,10 @@ class Bans:
             return False
         return expires is None or self.now_ms() < expires
 
+    def banned_peers(self) -> list[NodeId]:
+        """Every peer banned on this node now, sorted (the planner leaves them out)."""
+        return sorted(peer for peer in list(self._snapshot) if self.is_banned(peer))
+
     def refuse_open(self, peer: NodeId) -> str | None:
         """The reason to refuse a channel open from ``peer``, or None to accept it."""
         if not self.is_banned(peer):

@@ -128,6 +128,9 @@ class ClnNode:
         result = await self.gateway.call("listchannels", {"source": node_id})
         return views.parse_public_channels(result)
 
+    async def list_graph(self) -> Sequence[PublicChannel]:
+        return views.parse_public_channels(await self.gateway.call("listchannels", timeout_s=120))
+
     async def get_node_announcement(self, node_id: NodeId) -> NodeAnnouncement | None:
         result = await self.gateway.call("listnodes", {"id": node_id})
         return views.parse_node_announcement(result, node_id)
@@ -196,8 +199,22 @@ class ClnNode:
     # Channels and fees
 
     async def open_channel(
-        self, peer_id: NodeId, amount_sat: int, *, feerate_perkw: int | None = None
+        self,
+        peer_id: NodeId,
+        amount_sat: int,
+        *,
+        feerate_perkw: int | None = None,
+        max_feerate_perkw: int | None = None,
     ) -> OpenResult:
+        if feerate_perkw is None and max_feerate_perkw is not None:
+            estimate = views.parse_opening_feerate(
+                await self.gateway.call("feerates", {"style": "perkw"})
+            )
+            if estimate > max_feerate_perkw:
+                raise NodeError(
+                    f"opening feerate {estimate} perkw is above the limit {max_feerate_perkw}"
+                )
+            feerate_perkw = estimate
         wallet_before = await self.gateway.call("listfunds")
         params: dict[str, Any] = {"id": peer_id, "amount": amount_sat}
         if feerate_perkw is not None:

@@ -569,6 +569,11 @@ def parse_fundchannel(
     )
 
 
+def parse_opening_feerate(result: object) -> int:
+    """``feerates style=perkw``: the node's feerate estimate for opening a channel."""
+    return _Fields(result, "feerates").child("perkw").integer("opening")
+
+
 def parse_onchain_balance_sat(result: object) -> int:
     """``listfunds``: confirmed, unreserved wallet outputs, in satoshi."""
     f = _Fields(result, "listfunds")

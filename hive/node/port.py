@@ -242,6 +242,11 @@ class NodePort(Protocol):
 
     async def get_node_announcement(self, node_id: NodeId) -> NodeAnnouncement | None: ...
 
+    async def list_graph(self) -> Sequence[PublicChannel]:
+        """Every channel direction of the public graph as the node knows it (the planner's
+        input; large: about 100k entries on mainnet)."""
+        ...
+
     async def onchain_balance_sat(self) -> int:
         """Confirmed on-chain funds available for opens."""
         ...
@@ -271,10 +276,17 @@ class NodePort(Protocol):
         ...
 
     async def open_channel(
-        self, peer_id: NodeId, amount_sat: int, *, feerate_perkw: int | None = None
+        self,
+        peer_id: NodeId,
+        amount_sat: int,
+        *,
+        feerate_perkw: int | None = None,
+        max_feerate_perkw: int | None = None,
     ) -> OpenResult:
         """Fund a channel; ``feerate_perkw`` (sat per 1000 weight) fixes the funding feerate,
-        None lets the node choose."""
+        None lets the node choose. With ``max_feerate_perkw`` instead, the node's opening
+        feerate estimate is used when it is at most that, else the open is refused (NodeError)
+        before anything is spent."""
         ...
 
     async def set_fee_policy(self, peer_id: NodeId, policy: FeePolicy) -> None:

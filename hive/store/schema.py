@@ -168,6 +168,36 @@ CREATE TABLE budget (
 CREATE INDEX budget_window ON budget (state, at_ms);
 """
 
+V_INTENTS = """
+-- Our own intent locks (hive/actors/locks.py), written before each is announced and at each
+-- state change, so a restart resumes or releases them; and the opens the planner started,
+-- tracked to confirmation (hive/actors/planner.py).
+CREATE TABLE intents (
+    intent_id  BLOB PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    amount_sat INTEGER NOT NULL,
+    score      INTEGER NOT NULL,
+    lease_ms   INTEGER NOT NULL,
+    state      TEXT NOT NULL,
+    reason     TEXT NOT NULL DEFAULT '',
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX intents_state ON intents (state);
+
+CREATE TABLE planned_opens (
+    target      TEXT PRIMARY KEY,
+    proposal_id TEXT NOT NULL,
+    amount_sat  INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    txid        TEXT NOT NULL DEFAULT '',
+    unmanaged   INTEGER NOT NULL DEFAULT 0,
+    updated_ms  INTEGER NOT NULL
+);
+"""
+
+
 # Signed bans (issue 12): the ban book (records as canonical CBOR, digest as key), lifts
 # (tombstones) and the operator's local overrides (peers never banned on this node).
 V_BANS = """
@@ -195,6 +225,7 @@ MIGRATIONS: tuple[str, ...] = (
     V_GOVERNANCE,
     V_REBALANCING,
     V_BANS,
+    V_INTENTS,
 )
 """Every migration, oldest first. Append only."""
 

@@ -61,7 +61,16 @@ async def test_advisor_flow_through_lightningd(network: Network) -> None:
     assert fund["feerate"] == "3000perkw"  # the proposal's feerate, bounded by the limit
     assert budget["usage"]["capital_sat"]["spent_24h"] == 500_000
     assert budget["usage"]["onchain_fee_sat"]["spent_24h"] == 1530  # the double's real fee
-    assert [e["entry"] for e in ledger["entries"]] == ["outcome", "reserved", "decided", "proposed"]
+    # The opener's own steps (intent lock, re-check, funding) sit between reservation and outcome.
+    assert [e["entry"] for e in ledger["entries"]] == [
+        "outcome",
+        "funded",
+        "rechecked",
+        "locked",
+        "reserved",
+        "decided",
+        "proposed",
+    ]
 
 
 async def test_kill_switch_through_lightningd(network: Network) -> None:

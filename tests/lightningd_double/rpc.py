@@ -74,6 +74,7 @@ POSITIONAL: dict[str, tuple[str, ...]] = {
     "checkmessage": ("message", "zbase", "pubkey"),
     "help": ("command",),
     "clboss-unmanage": ("nodeid", "tags"),
+    "feerates": ("style",),
 }
 
 
@@ -347,6 +348,24 @@ class Methods:
         if target is not None:
             target.deliver_custommsg_soon(me, msg.hex())
         return {"status": "Message sent to connectd for delivery"}
+
+    def feerates(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Shaped like rpc.feerates.perkw.json; the opening estimate is ``ld.opening_feerate``."""
+        if params.get("style") != "perkw":
+            raise RpcFail(INVALID_PARAMS, "style: should be 'perkw' or 'perkb'")
+        rate = getattr(self.ld, "opening_feerate", 253)
+        return {
+            "perkw": {
+                "opening": rate,
+                "mutual_close": rate,
+                "unilateral_close": rate,
+                "penalty": rate,
+                "min_acceptable": 253,
+                "max_acceptable": rate * 10,
+                "floor": 253,
+            },
+            "onchain_fee_estimates": {"opening_channel_satoshis": rate * 700 // 1000},
+        }
 
     def fundchannel(self, params: dict[str, Any]) -> dict[str, Any]:
         peer = str(_need(params, "id"))

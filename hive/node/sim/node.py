@@ -153,6 +153,11 @@ class SimNode:
         idx = self._net.graph.index.get(node_id)
         return [] if idx is None else self._net.public_channels_seen_by(self._idx, idx)
 
+    async def list_graph(self) -> Sequence[PublicChannel]:
+        await trio.lowlevel.checkpoint()
+        graph = self._net.graph
+        return [ch for idx in range(graph.n_nodes) for ch in graph.public_channels(idx)]
+
     async def get_node_announcement(self, node_id: NodeId) -> NodeAnnouncement | None:
         """None unless the node has a confirmed channel: Lightning only relays a
         node_announcement for nodes with a public channel. Mainnet nodes announce no
@@ -210,9 +215,15 @@ class SimNode:
             self._events.clear()
 
     async def open_channel(
-        self, peer_id: NodeId, amount_sat: int, *, feerate_perkw: int | None = None
+        self,
+        peer_id: NodeId,
+        amount_sat: int,
+        *,
+        feerate_perkw: int | None = None,
+        max_feerate_perkw: int | None = None,
     ) -> OpenResult:
-        """The simulator charges its fixed ``open_fee_sat`` whatever ``feerate_perkw`` says."""
+        """The simulator charges its fixed ``open_fee_sat`` whatever the feerate arguments say
+        (it has no fee market)."""
         await trio.lowlevel.checkpoint()
         return self._net.open_channel(self._idx, peer_id, amount_sat)
 

@@ -171,6 +171,7 @@ class LockBook:
         now_ms: int = 0,
         restarted: bool = False,
         max_lease_ms: int = MAX_LEASE_MS,
+        quiet_until_ms: int | None = None,
     ) -> None:
         self.me = me
         self.timers = timers or LockTimers()
@@ -183,7 +184,13 @@ class LockBook:
         # The last word (Abort or Outcome) of our recently ended intents, to repeat to a member
         # that still holds a promise for one (its copy was lost).
         self.ended: dict[bytes, Message] = {}
-        self.quiet_until_ms = now_ms + max_lease_ms if restarted else now_ms
+        # After a restart no promises until every promise given before it has lapsed: by
+        # default a whole lease from now, or ``quiet_until_ms`` when the caller knows when it
+        # last ran (its last-alive mark plus the mark's interval plus the longest lease).
+        if quiet_until_ms is not None:
+            self.quiet_until_ms = quiet_until_ms
+        else:
+            self.quiet_until_ms = now_ms + max_lease_ms if restarted else now_ms
         self.ignored = 0
 
     # --- membership ---------------------------------------------------------------------------
@@ -438,8 +445,8 @@ class LockBook:
             del self.own[intent_id]
         return actions
 
-    def next_deadline(self) -> int | None:
-        """When :meth:`tick` next has something to do (None: nothing pending)."""
+    def next_deadline(self, now_ms: int) -> int | None:
+        """When, after ``now_ms``, :meth:`tick` next has something to do (None: nothing)."""
         times: list[int] = []
         for own in self.own.values():
             if own.state is HolderState.HOLDING:
@@ -449,7 +456,8 @@ class LockBook:
                     own.deadline_ms - self.timers.exec_budget_ms,
                 ]
         times += [p.expires_ms for p in self.promises.values() if p.holder != self.me]
-        return min(times) if times else None
+        future = [t for t in times if t > now_ms]
+        return min(future) if future else None
 
     def executing(self) -> list[Intent]:
         return [o.intent for o in self.own.values() if o.state is HolderState.EXECUTING]
