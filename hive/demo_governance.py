@@ -66,7 +66,7 @@ def event_line(alias: str, event: EngineEvent) -> str:
 def governance_lines(rows: Sequence[dict[str, str]]) -> list[str]:
     if not rows:
         return ["", "proposals: none yet (the built-in demo proposer submits some every ~10 min)"]
-    lines = ["", "proposals (pending first; demo-proposer until the planner lands):"]
+    lines = ["", "proposals (pending first; from the planner and the built-in demo proposer):"]
     for r in rows:
         lines.append(
             f"  {r['companion']:<8} {r['id']} {r['kind']:<12} {r['target']:<12} "

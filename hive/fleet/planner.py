@@ -159,7 +159,9 @@ def plan(
     total = float(weight.sum()) or 1.0
     sources = hashed_sample(graph.node_ids, weight, cfg.sources, b"hive/v1/plan-sources")
     with np.errstate(invalid="ignore"):
-        base_rows = distances(matrix, sources)
+        # No payers to sample (a graph with no capacity outside the fleet): one payer that
+        # reaches nothing, so every figure below is infinite and nothing is worth opening.
+        base_rows = distances(matrix, sources) if len(sources) else np.full((1, n), INF)
         reached = np.isfinite(base_rows).sum(axis=0)
         # Median over sources; a node most sources cannot reach costs infinity.
         baseline = np.where(reached * 2 > len(sources), np.median(base_rows, axis=0), INF).astype(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -321,10 +322,25 @@ def _prepare_file(path: Path) -> None:
             os.chmod(file, FILE_MODE)
 
 
+def _set_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> object:
+    """``PRAGMA journal_mode = WAL``, retried while another connection holds the lock: SQLite
+    answers a mode change on a fresh file with "database is locked" at once, without waiting
+    for the busy timeout, when a second connection opens the file at the same moment. Runs in
+    the store's worker thread (or inline at open), so a short sleep blocks no event loop."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _configure(conn: sqlite3.Connection, path: Path, busy_timeout_ms: int) -> None:
     try:
         conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _set_wal(conn, busy_timeout_ms)
         if str(mode).lower() != "wal":
             raise StoreError("open", f"{path}: journal mode is {mode!r}, WAL could not be set")
         conn.execute("PRAGMA synchronous = NORMAL")

@@ -141,3 +141,19 @@ def test_robustness_spreads_importance(robustness: float) -> None:
     cfg = attrs.evolve(CONFIG, robustness=robustness)
     result = plan(graph(), MEMBERS, config=cfg)
     assert result.importance_ppm.keys() == {m.node_id for m in MEMBERS}
+
+
+def test_a_graph_with_no_payers_outside_the_fleet_plans_nothing() -> None:
+    """Only members hold capacity: there is no payer to sample, and the plan is empty rather
+    than a failed median over no rows (which brought the planner actor down)."""
+    a, b = MEMBERS[0].node_id, MEMBERS[1].node_id
+    graph = PlanGraph.from_channels(
+        [
+            PublicChannel("800000x1x0", a, b, 5_000_000_000, CHEAP, True),
+            PublicChannel("800000x1x0", b, a, 5_000_000_000, CHEAP, True),
+        ],
+        amount_msat=CONFIG.amount_msat,
+    )
+    result = plan(graph, MEMBERS[:2], config=CONFIG)
+    assert result.opens == ()
+    assert result.routed_after_ppm == 0

@@ -20,7 +20,7 @@ async def test_demo_shows_pending_and_decided_proposals(
     options = DemoOptions(nodes=2, graph="generated", duration_s=3 * 3600, data_dir=tmp_path)
     await run_demo(options, out, graph=generate_graph(40, seed=2))
     last = out.getvalue().split("hive demo | simulated")[-1]
-    assert "proposals (pending first; demo-proposer until the planner lands):" in last
+    assert "proposals (pending first; from the planner and the built-in demo proposer):" in last
     rows = [line.split() for line in last.splitlines() if line.startswith("  hive-")]
     states = {(row[0], row[4]) for row in rows}
     assert ("hive-1", "pending") in states  # the advisor companion waits for its operator
