@@ -1,4 +1,5 @@
-"""The built-in demo proposer's choice (pure): what to propose next (random opens to hubs, beside the planner's, so the demo shows decisions early).
+"""The built-in demo proposer's choice (pure): what to propose next (random opens to hubs,
+beside the planner's, so the demo shows decisions early).
 
 This is **not** the planner. It exists so that ``hive demo`` shows the decision engine at work
 (proposals pending, approved, held by a limit, executed) before the real producers (planner,
