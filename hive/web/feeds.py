@@ -60,6 +60,13 @@ def error(reason: str) -> JsonObj:
 # The state topic
 
 
+def _fees(policy: Mapping[str, Any] | None, kept: Mapping[str, Any] | None) -> Any:
+    """The policy our channels with one member apply and since when (None if not applied)."""
+    if policy is None or kept is None:
+        return None
+    return {"base_msat": policy["base_msat"], "ppm": policy["ppm"], "since_ms": kept["since_ms"]}
+
+
 def build_state(
     *,
     node_id: str,
@@ -68,6 +75,7 @@ def build_state(
     view: Mapping[str, Any],
     records: Mapping[str, Mapping[str, Any]],
     ignored: Mapping[str, str],
+    member_fees: Mapping[str, Any] | None = None,
 ) -> State:
     """The ``state`` topic's value from the runtime's own JSON (``hive-members`` rows, the
     fleet view, each member's record as ``hive-state MEMBER`` gives it, the ignored targets).
@@ -75,10 +83,14 @@ def build_state(
     ``fleet`` holds the fleet-wide figures; ``members`` one entry per roster member with its
     liquidity when a fresh record is held; ``channels`` each member's edges (largest first,
     at most :data:`MAX_EDGES_PER_MEMBER`) with the local share that colours them; ``targets``
-    the external nodes the fleet reaches and which members reach them.
+    the external nodes the fleet reaches and which members reach them. ``member_fees`` is the
+    fee policy actor's status (``hive-status``'s ``member_fees``, None when it is off): a
+    member's ``fees`` is the policy our channels with it apply and since when, or None.
     """
     summaries = {m["member"]: m for m in view.get("members", ())}
     stale = set(view.get("stale", ()))
+    policy = None if member_fees is None else member_fees.get("policy")
+    kept = {} if member_fees is None else member_fees.get("member_channels", {})
     member_section: dict[str, Any] = {}
     for row in members:
         nid = str(row["node_id"])
@@ -97,6 +109,7 @@ def build_state(
             "inbound_msat": None if summary is None else summary["inbound_msat"],
             "onchain_sat": None if summary is None else summary["onchain_sat"],
             "clamped": False if summary is None else bool(summary["clamped"]),
+            "fees": _fees(policy, kept.get(nid)),
         }
     channels: dict[str, Any] = {}
     for nid, record in records.items():

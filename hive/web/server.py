@@ -121,6 +121,7 @@ async def collect_state(runtime: Observed) -> feeds.State:
         view=view,
         records=records,
         ignored=ignored,
+        member_fees=status.get("member_fees"),
     )
 
 

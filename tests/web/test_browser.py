@@ -83,6 +83,7 @@ def drive(url: str, screenshot: Path) -> dict[str, Any]:
             # Locators, not wait_for_function: the page's CSP forbids evaluating strings.
             page.locator("#members tbody tr").nth(3).wait_for(timeout=20_000)
             members = page.locator("#members tbody tr").count()
+            fee_cells = page.locator("#members tbody tr td:nth-child(7)").all_inner_texts()
             # Approve waiting proposals until one executes: the demo proposer's confidence is
             # random, and one below the min-confidence limit is approved but held (shown so).
             outcome = None
@@ -112,6 +113,7 @@ def drive(url: str, screenshot: Path) -> dict[str, Any]:
             page.screenshot(path=str(screenshot), full_page=True)
             return {
                 "members": members,
+                "fee_cells": fee_cells,
                 "proposal": proposal,
                 "outcome": outcome,
                 "lines": lines,
@@ -147,6 +149,9 @@ async def test_demo_fleet_in_chromium(tmp_path: Path, fast_clock: trio.testing.M
         seen = await trio.to_thread.run_sync(drive, out.url, screenshot)
         nursery.cancel_scope.cancel()
     assert seen["members"] == 4
+    # The fees column: a dash (none applied) or "base/ppm since ..." for each member.
+    assert len(seen["fee_cells"]) == 4
+    assert all(c == "\u2013" or " since " in c for c in seen["fee_cells"]), seen["fee_cells"]
     assert seen["errors"] == []
     assert seen["outcome"] is not None, "no approved proposal executed"
     assert "succeeded" in seen["outcome"]

@@ -91,3 +91,35 @@ def test_build_state_bounds_a_members_channels() -> None:
     assert shown["edges"][0]["capacity_sat"] == len(edges)  # largest first
     assert built["members"][A]["fresh"] is False
     assert len(feeds.encode(feeds.envelope("state", "snapshot", 0, built))) < 200_000
+
+
+def test_build_state_shows_the_fee_policy_applied_to_each_members_channels() -> None:
+    roster = [
+        {"node_id": A, "role": "admin", "status": "active", "self": True},
+        {"node_id": B, "role": "member", "status": "active"},
+        {"node_id": T1, "role": "member", "status": "active"},
+    ]
+    view = {"members": [], "stale": [], "targets": [], "coverage": 0}
+    member_fees = {
+        "policy": {"base_msat": 0, "ppm": 5},
+        "member_channels": {
+            B: {"since_ms": 1_761_350_460_000, "previous": {"base_msat": 1000, "ppm": 100}}
+        },
+    }
+    built = feeds.build_state(
+        node_id=A,
+        hive_id="h",
+        members=roster,
+        view=view,
+        records={},
+        ignored={},
+        member_fees=member_fees,
+    )
+    members = built["members"]
+    assert members[B]["fees"] == {"base_msat": 0, "ppm": 5, "since_ms": 1_761_350_460_000}
+    assert members[A]["fees"] is None  # ourselves
+    assert members[T1]["fees"] is None  # not applied to a channel with it (yet)
+    off = feeds.build_state(
+        node_id=A, hive_id="h", members=roster, view=view, records={}, ignored={}
+    )
+    assert all(m["fees"] is None for m in off["members"].values())

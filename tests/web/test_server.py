@@ -94,6 +94,17 @@ async def test_snapshot_then_changes_and_events(tmp_path: Path) -> None:
                     state = feeds.apply_change(state, change["data"])
                 peers = {e["peer"] for e in state["channels"][second]["edges"]}
                 assert fleet.hub_ids[7] in peers
+                # A channel with a fellow member: the fee policy it gets, and since when.
+                assert state["members"][second]["fees"] is None
+                await fleet.open(0, second)
+                while state["members"][second]["fees"] is None:
+                    change = await next_message(ws, topic="state", kind="change")
+                    state = feeds.apply_change(state, change["data"])
+                member_fees = fleet.companions[0].runtime.status()["member_fees"]
+                assert state["members"][second]["fees"] == {
+                    **member_fees["policy"],
+                    "since_ms": member_fees["member_channels"][second]["since_ms"],
+                }
 
 
 async def test_wrong_or_missing_token_is_refused_and_counted(tmp_path: Path) -> None:

@@ -79,6 +79,18 @@ function schedule() {
   }
 }
 
+// "base/ppm since HH:MM" (UTC, or the date when older than a day) for the fee policy our
+// channels with a member apply; "–" when none is applied.
+function fees(f) {
+  const cell = text("td", "–", "num");
+  if (!f) return cell;
+  const since = new Date(f.since_ms).toISOString();
+  const recent = Date.now() - f.since_ms < 86_400_000;
+  cell.textContent = `${f.base_msat}/${f.ppm} since ${recent ? since.slice(11, 16) : since.slice(0, 10)}`;
+  cell.title = `base ${f.base_msat} msat, ${f.ppm} ppm, applied ${since}`;
+  return cell;
+}
+
 function renderMembers(self) {
   const body = document.querySelector("#members tbody");
   const rows = Object.entries(state.members).sort(([a], [b]) => a.localeCompare(b));
@@ -111,6 +123,7 @@ function renderMembers(self) {
         text("td", sat(m.capacity_sat), "num"),
         liq,
         text("td", sat(m.onchain_sat), "num"),
+        fees(m.fees),
       );
       return tr;
     }),
