@@ -14,6 +14,7 @@ from hive.actors.engine import Engine
 from hive.governance.events import EngineEvent, EventKind
 from hive.governance.proposal import ProposalState, ProposalStatus
 
+WIDTH = 79  # the demo screen is 80 columns
 ROW_FIELDS = ("companion", "id", "kind", "target", "state", "by", "note")
 
 
@@ -68,8 +69,10 @@ def governance_lines(rows: Sequence[dict[str, str]]) -> list[str]:
         return ["", "proposals: none yet (the built-in demo proposer submits some every ~10 min)"]
     lines = ["", "proposals (pending first; from the planner and the built-in demo proposer):"]
     for r in rows:
-        lines.append(
+        line = (
             f"  {r['companion']:<8} {r['id']} {r['kind']:<12} {r['target']:<12} "
             f"{r['state']:<9} {r['by']:<10} {r['note']}"
-        )
+        ).rstrip()
+        # One line a proposal on an 80-column screen: the note gives way ("hive-why ID" has it all).
+        lines.append(line if len(line) <= WIDTH else line[: WIDTH - 2] + "..")
     return lines

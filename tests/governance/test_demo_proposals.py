@@ -59,3 +59,20 @@ def test_event_lines_and_rows_for_the_screen() -> None:
         "hive-1: governance paused storm"
     )
     assert "none yet" in governance_lines([])[1]
+
+
+def test_a_proposal_row_fits_the_80_column_screen() -> None:
+    from hive.demo_governance import governance_lines
+
+    row = {
+        "companion": "hive-5",
+        "id": "p-6b7176939f",
+        "kind": "open-channel",
+        "target": "03a1f3afd646",
+        "state": "succeeded",
+        "by": "autonomous",
+        "note": "cost 4,445,500 sat and a long explanation that would wrap",
+    }
+    line = governance_lines([row])[-1]
+    assert len(line) <= 79
+    assert line.split()[4:6] == ["succeeded", "autonomous"]
