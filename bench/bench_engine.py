@@ -17,8 +17,8 @@ from pathlib import Path
 
 import trio
 
-from hive.actors.engine import Engine
-from hive.actors.executors import register_builtin
+from hive.actors.governance.engine import Engine
+from hive.actors.governance.executors import register_builtin
 from hive.config import DecisionConfig, Governance
 from hive.governance import Cost, Draft
 from hive.governance.kinds import SET_FEE

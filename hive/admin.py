@@ -14,8 +14,8 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from hive.actors.liveness import Liveness
-from hive.actors.membership import Membership
+from hive.actors.membership.liveness import Liveness
+from hive.actors.membership.roster import Membership
 from hive.commands import CommandError, JsonDict
 from hive.errors import HiveError
 from hive.protocol.errors import ProtocolError

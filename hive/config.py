@@ -93,7 +93,8 @@ class RebalanceConfig:
 
 @attrs.frozen
 class DecisionConfig:
-    """The decision engine (hive/actors/engine.py): expiry, the oracle, webhooks, hard limits."""
+    """The decision engine (hive/actors/governance/engine.py): expiry, the oracle, webhooks, hard
+    limits."""
 
     # Undecided proposals expire after this long (hive-proposal-ttl).
     proposal_ttl_s: float = 86_400.0

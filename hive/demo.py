@@ -34,8 +34,8 @@ import trio
 from rich.text import Text
 
 from hive import demo_datadir, keys
-from hive.actors.demo_proposer import run_demo_proposer
-from hive.actors.planner import PlannerSettings
+from hive.actors.governance.demo_proposer import run_demo_proposer
+from hive.actors.opens.planner import PlannerSettings
 from hive.commands import CommandError
 from hive.config import Governance, HiveConfig
 from hive.demo_clock import IdleClock

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from hive.actors.engine import Engine
+from hive.actors.governance.engine import Engine
 from hive.governance.events import EngineEvent, EventKind
 from hive.governance.proposal import ProposalState, ProposalStatus
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from hive.actors.engine import Engine
+from hive.actors.governance.engine import Engine
 from hive.admin import Params
 from hive.commands import CommandError, JsonDict
 from hive.errors import TransientError

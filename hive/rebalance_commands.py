@@ -8,8 +8,8 @@ from typing import Any
 
 import attrs
 
-from hive.actors.feepolicy import FeePolicyActor
-from hive.actors.rebalancer import Rebalancer
+from hive.actors.rebalancing.feepolicy import FeePolicyActor
+from hive.actors.rebalancing.rebalancer import Rebalancer
 from hive.admin import Params
 from hive.commands import CommandError, JsonDict
 from hive.errors import RouteNotFound

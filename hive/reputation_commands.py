@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hive.actors.fleetstate import FleetState
-from hive.actors.membership import Membership
-from hive.actors.rebalancer import Rebalancer
+from hive.actors.gossip.fleetstate import FleetState
+from hive.actors.membership.roster import Membership
+from hive.actors.rebalancing.rebalancer import Rebalancer
 from hive.admin import Params
 from hive.commands import CommandError, JsonDict
 from hive.fleet.reputation import Inputs, score

@@ -36,23 +36,23 @@ import nacl.signing
 import trio
 
 from hive import keys
-from hive.actors.admission import wire_admission
 from hive.actors.bans import Bans
-from hive.actors.contact import AddressBook
-from hive.actors.decision_http import DecisionHttp, wanted
-from hive.actors.engine import Engine
-from hive.actors.executors import register_builtin
-from hive.actors.feepolicy import FeePolicyActor
-from hive.actors.fleetstate import FleetState
-from hive.actors.gossip import Gossip
-from hive.actors.liveness import Liveness
-from hive.actors.locks import Locks
-from hive.actors.membership import Membership
-from hive.actors.planner import Planner, PlannerSettings
-from hive.actors.rebalancer import Rebalancer
-from hive.actors.replaystate import keep_replay_saved, load_replay
-from hive.actors.sequence import keep_reserved, starting_seq
-from hive.actors.transport import Transport
+from hive.actors.gossip.fleetstate import FleetState
+from hive.actors.gossip.publisher import Gossip
+from hive.actors.governance.decision_http import DecisionHttp, wanted
+from hive.actors.governance.engine import Engine
+from hive.actors.governance.executors import register_builtin
+from hive.actors.membership.contact import AddressBook
+from hive.actors.membership.liveness import Liveness
+from hive.actors.membership.roster import Membership
+from hive.actors.opens.locks import Locks
+from hive.actors.opens.planner import Planner, PlannerSettings
+from hive.actors.rebalancing.feepolicy import FeePolicyActor
+from hive.actors.rebalancing.rebalancer import Rebalancer
+from hive.actors.wire.admission import wire_admission
+from hive.actors.wire.replaystate import keep_replay_saved, load_replay
+from hive.actors.wire.sequence import keep_reserved, starting_seq
+from hive.actors.wire.transport import Transport
 from hive.admin import MembershipCommands, Params
 from hive.ban_commands import ban_command, bans_command, unban_command
 from hive.commands import Command, CommandError, JsonDict, spec

@@ -17,7 +17,7 @@ from pathlib import Path
 import nacl.signing
 import trio
 
-from hive.actors.replaystate import _save, keep_replay_saved, load_replay
+from hive.actors.wire.replaystate import _save, keep_replay_saved, load_replay
 from hive.protocol.errors import ProtocolError
 from hive.protocol.wire.facade import HiveWire
 from hive.store import open_store

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hive.actors.contact import AddressBook, clean, parse_address
+from hive.actors.membership.contact import AddressBook, clean, parse_address
 from hive.errors import PeerUnreachable
 from hive.store import open_store
 

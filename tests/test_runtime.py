@@ -167,7 +167,7 @@ async def test_garbage_and_forgeries_are_rejected_and_counted(
 async def test_a_flooding_peer_is_rate_limited(
     fleet: Fleet, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="hive.actors.transport")
+    caplog.set_level(logging.INFO, logger="hive.actors.wire.transport")
     target = fleet.nodes[1]
     flooder = fleet.network.add_node("flooder", 0)
     await flooder.connect(target.node_id)

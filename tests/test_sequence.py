@@ -11,8 +11,8 @@ import pytest
 import trio
 import trio.testing
 
-from hive.actors.replaystate import keep_replay_saved, load_replay
-from hive.actors.sequence import CHECK_S, RESERVE, keep_reserved, starting_seq
+from hive.actors.wire.replaystate import keep_replay_saved, load_replay
+from hive.actors.wire.sequence import CHECK_S, RESERVE, keep_reserved, starting_seq
 from hive.protocol.errors import ProtocolError
 from hive.protocol.messages import Ping
 from hive.protocol.wire.facade import HiveWire

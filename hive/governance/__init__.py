@@ -1,7 +1,8 @@
 """Governance: the pure rules of the decision engine (no I/O, no trio, no clock reads).
 
 Every action Hive takes on the node is a proposal that passes through one engine
-(:class:`hive.actors.engine.Engine`, the actor) before anything touches the node. This package
+(:class:`hive.actors.governance.engine.Engine`, the actor) before anything touches the node. This
+package
 holds what can be decided without I/O, so it can be tested exhaustively:
 
 - :mod:`~hive.governance.proposal`: :class:`Draft` (what a producer submits), :class:`Proposal`

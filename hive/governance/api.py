@@ -1,6 +1,6 @@
 """The engine's public contract: what producers, executors, the live view and agents call.
 
-Implemented by :class:`hive.actors.engine.Engine` (one per companion, reachable as
+Implemented by :class:`hive.actors.governance.engine.Engine` (one per companion, reachable as
 ``runtime.engine``). Nothing executes around it: a producer never calls the node port for an
 action itself, it submits a proposal and lets the engine decide, reserve budget, call the kind's
 executor and record the outcome.
@@ -42,7 +42,7 @@ from hive.governance.proposal import Cost, Draft, ExecutionResult, Proposal, Pro
 if TYPE_CHECKING:
     import trio
 
-    from hive.actors.deciders import DeciderPanel
+    from hive.actors.governance.deciders import DeciderPanel
 
 
 class Refused(Exception):

@@ -4,11 +4,12 @@ A decider receives a *decision packet* (:func:`hive.governance.packet.build_pack
 object documented in ``docs/ORACLE.md`` and ``docs/oracle-packet.schema.json``) and returns a
 :class:`Verdict`. Two implementations plug in:
 
-* the HTTP oracle (:class:`hive.actors.oracle.HttpOracle`): POSTs the packet to
+* the HTTP oracle (:class:`hive.actors.governance.oracle.HttpOracle`): POSTs the packet to
   ``hive-oracle-url`` and parses the answer with :func:`hive.governance.packet.parse_answer`;
 * websocket agents (the observers concern): each connected agent is one :class:`Decider` that
   sends the packet over its socket and waits for the answer; an agent registry adds each agent
-  to the engine's :class:`~hive.actors.deciders.DeciderPanel` when it connects and removes it
+  to the engine's :class:`~hive.actors.governance.deciders.DeciderPanel` when it connects and
+  removes it
   when it leaves (``async with panel.attached(agent): ...``).
 
 Contract for an implementation:
@@ -21,7 +22,8 @@ Contract for an implementation:
 * ``decide`` must not raise anything else for a bad answer: the panel treats any
   :class:`DeciderError` as that decider's DENY and counts it by reason.
 
-How several deciders combine (:class:`~hive.actors.deciders.DeciderPanel`): every attached
+How several deciders combine (:class:`~hive.actors.governance.deciders.DeciderPanel`): every
+attached
 decider is asked at once; the proposal is approved when at least one APPROVE came back and no
 DENY did, by the deadline or when all have answered. No answer at all is DENY (fail closed).
 An APPROVE is still bound by the hard limits at execution time.

@@ -169,9 +169,9 @@ CREATE INDEX budget_window ON budget (state, at_ms);
 """
 
 V_INTENTS = """
--- Our own intent locks (hive/actors/locks.py), written before each is announced and at each
+-- Our own intent locks (hive/actors/opens/locks.py), written before each is announced and at each
 -- state change, so a restart resumes or releases them; and the opens the planner started,
--- tracked to confirmation (hive/actors/planner.py).
+-- tracked to confirmation (hive/actors/opens/planner.py).
 CREATE TABLE intents (
     intent_id  BLOB PRIMARY KEY,
     kind       TEXT NOT NULL,

@@ -3,7 +3,8 @@
 An agent connects with the token (and ``?name=NAME``, default ``agent-N``), receives the
 decision packets of ``docs/ORACLE.md`` as text messages, and answers each with
 ``hive.decision-answer``. While it is connected it is attached to the engine's
-:class:`~hive.actors.deciders.DeciderPanel`, which asks every attached decider at once: any DENY
+:class:`~hive.actors.governance.deciders.DeciderPanel`, which asks every attached decider at once:
+any DENY
 denies, otherwise the first APPROVE approves; no answer by the deadline is DENY. A malformed
 answer is refused (``hive.answer-refused`` with the reason goes back to the agent), counted, and
 counts as that agent's DENY; an agent that disconnects with questions open denies them.

@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio.testing
 
-from hive.actors.gossip import decode_earnings, encode_earnings
+from hive.actors.gossip.publisher import decode_earnings, encode_earnings
 from hive.commands import CommandError
 from hive.config import GossipConfig, MembershipConfig
 from hive.fleet.clamp import CLAMP_REASON

@@ -11,7 +11,7 @@ from pathlib import Path
 import trio
 import trio.testing
 
-from hive.actors.planner import PlannerSettings
+from hive.actors.opens.planner import PlannerSettings
 from hive.fleet.plantypes import PlannerConfig
 from hive.governance.proposal import Cost, Draft, ProposalState
 from hive.node.port import ChannelState

@@ -10,8 +10,8 @@ from typing import Any
 import attrs
 import trio
 
-from hive.actors.engine import Engine
-from hive.actors.executors import register_builtin
+from hive.actors.governance.engine import Engine
+from hive.actors.governance.executors import register_builtin
 from hive.config import DecisionConfig, Governance
 from hive.governance import Cost, Draft, EngineEvent
 from hive.governance.limits import Limits

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import trio
 
-from hive.actors.oracle import HttpOracle
-from hive.actors.webhooks import Webhooks
+from hive.actors.governance.oracle import HttpOracle
+from hive.actors.governance.webhooks import Webhooks
 from hive.config import Governance
 from hive.governance import EventKind, ProposalState
 from hive.governance.limits import Limits

@@ -31,7 +31,7 @@ import nacl.signing
 import trio
 import trio.testing
 
-from hive.actors.membership import Membership
+from hive.actors.membership.roster import Membership
 from hive.commands import CommandError
 from hive.config import HiveConfig
 from hive.node.sim import SimNetwork, SimNode, generate_graph

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hive.actors.liveness import Liveness
-from hive.actors.membership import Membership
+from hive.actors.membership.liveness import Liveness
+from hive.actors.membership.roster import Membership
 from hive.admin import MembershipCommands, Params, parse_member_address
 from hive.commands import CommandError
 

@@ -405,7 +405,7 @@ async def test_the_operator_can_propose_a_move_and_read_the_figures(
 async def test_routes_failing_at_a_member_lower_trust_in_its_surplus_claims(
     line: Line, autojump_clock: trio.testing.MockClock
 ) -> None:
-    from hive.actors.rebalancer import Plan
+    from hive.actors.rebalancing.rebalancer import Plan
     from hive.fleet.rebalance import Justification
 
     rebalancer = line.m[0].rebalancer

@@ -2,8 +2,10 @@
 
 Runs only when ``hive-oracle-url`` or a ``hive-webhook-url`` is set. It owns the httpx clients
 (one for the oracle, timed out by ``hive-oracle-timeout``; one for webhooks, 10 s), attaches the
-:class:`~hive.actors.oracle.HttpOracle` to the engine's decider panel for as long as it runs,
-and runs :class:`~hive.actors.webhooks.Webhooks`. httpx is created with ``trust_env=False``:
+:class:`~hive.actors.governance.oracle.HttpOracle` to the engine's decider panel for as long as it
+runs,
+and runs :class:`~hive.actors.governance.webhooks.Webhooks`. httpx is created with
+``trust_env=False``:
 proxies and certificates from the environment do not silently redirect decisions.
 """
 
@@ -14,9 +16,9 @@ from contextlib import AsyncExitStack
 import httpx
 import trio
 
-from hive.actors.engine import Engine
-from hive.actors.oracle import HttpOracle
-from hive.actors.webhooks import Webhooks
+from hive.actors.governance.engine import Engine
+from hive.actors.governance.oracle import HttpOracle
+from hive.actors.governance.webhooks import Webhooks
 from hive.config import DecisionConfig
 
 WEBHOOK_TIMEOUT_S = 10.0

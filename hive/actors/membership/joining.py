@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from hive.actors.probe import offers_splicing
+from hive.actors.membership.probe import offers_splicing
 from hive.commands import CommandError
 from hive.errors import HiveError, NodeError
 from hive.node.port import ChannelState, NodeId
@@ -41,7 +41,7 @@ from hive.protocol.membership.candidate import (
 from hive.protocol.wire.facade import Received
 
 if TYPE_CHECKING:
-    from hive.actors.membership import Membership
+    from hive.actors.membership.roster import Membership
 
 log = logging.getLogger(__name__)
 

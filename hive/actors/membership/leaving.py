@@ -29,7 +29,7 @@ from hive.protocol.wire.facade import Received
 from hive.store import META_GENESIS
 
 if TYPE_CHECKING:
-    from hive.actors.membership import Membership
+    from hive.actors.membership.roster import Membership
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,9 @@ class ExitDriver:
 
     async def load(self) -> None:
         """Resume announcing an exit a restart interrupted."""
-        from hive.actors.membership import decode_record  # (membership imports this module)
+        from hive.actors.membership.roster import (
+            decode_record,  # (membership imports this module)
+        )
 
         stored = await self._m.store.get_meta(META_PENDING_EXIT)
         if stored is None:

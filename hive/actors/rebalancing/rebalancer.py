@@ -42,9 +42,9 @@ from typing import Any
 import attrs
 import trio
 
-from hive.actors.feepolicy import FeePolicyActor
-from hive.actors.membership import Membership
-from hive.actors.transport import Transport
+from hive.actors.membership.roster import Membership
+from hive.actors.rebalancing.feepolicy import FeePolicyActor
+from hive.actors.wire.transport import Transport
 from hive.config import Governance, RebalanceConfig
 from hive.errors import NodeError, PaymentFailed, RouteNotFound
 from hive.fleet import rebalance as rules

@@ -6,7 +6,7 @@ producers, deciders and subscribers use it). What it does:
 * records each submitted proposal (``proposals`` row + ``proposed`` ledger entry, one
   transaction) and routes it by the governance mode (:func:`hive.governance.modes.route`):
   advisor waits for the operator, autonomous tries to execute at once, oracle asks the
-  :class:`~hive.actors.deciders.DeciderPanel` (timeout -> DENY);
+  :class:`~hive.actors.governance.deciders.DeciderPanel` (timeout -> DENY);
 * executes approved proposals through the kind's :class:`~hive.governance.api.Executor`
   (which calls the node port), at most ``max_concurrent`` at once, never while paused: budget is
   reserved first (:func:`hive.store.governance.reserve`, the hard limits checked in the same
@@ -34,8 +34,8 @@ from typing import Any
 import attrs
 import trio
 
-from hive.actors.deciders import DeciderPanel
-from hive.actors.hub import EventHub
+from hive.actors.governance.deciders import DeciderPanel
+from hive.actors.governance.hub import EventHub
 from hive.config import DecisionConfig, Governance
 from hive.errors import NodeError, TransientError
 from hive.governance.api import ExecutionFailed, Executor, Refused

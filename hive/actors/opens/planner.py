@@ -27,12 +27,12 @@ from typing import Any
 import attrs
 import trio
 
-from hive.actors.engine import Engine
-from hive.actors.executors import OpenChannelExecutor
-from hive.actors.fleetstate import FleetState
-from hive.actors.locks import LockRefused, Locks
-from hive.actors.membership import Membership
-from hive.actors.transport import Transport
+from hive.actors.gossip.fleetstate import FleetState
+from hive.actors.governance.engine import Engine
+from hive.actors.governance.executors import OpenChannelExecutor
+from hive.actors.membership.roster import Membership
+from hive.actors.opens.locks import LockRefused, Locks
+from hive.actors.wire.transport import Transport
 from hive.admin import Params
 from hive.commands import CommandError, JsonDict
 from hive.errors import HiveError, NodeError, TransientError

@@ -1,7 +1,8 @@
 """The fleet-state actor: the state map of every member's latest record, clamped to the public
 graph, staleness, the fleet view, and saturation-aware ignore sync.
 
-The gossip actor (:mod:`hive.actors.gossip`) puts records into :attr:`FleetState.statemap` as
+The gossip actor (:mod:`hive.actors.gossip.publisher`) puts records into
+:attr:`FleetState.statemap` as
 they arrive and calls :meth:`FleetState.member_updated`; this actor then
 
 * refreshes that member's public channels from the node (``list_public_channels``) and judges
@@ -37,8 +38,8 @@ from typing import Any
 import attrs
 import trio
 
-from hive.actors.contact import AddressBook
-from hive.actors.membership import Membership
+from hive.actors.membership.contact import AddressBook
+from hive.actors.membership.roster import Membership
 from hive.config import GossipConfig
 from hive.fleet.claims import Note, reputation_reason
 from hive.fleet.clamp import PublicCapacity

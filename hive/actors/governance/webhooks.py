@@ -25,8 +25,8 @@ import attrs
 import httpx
 import trio
 
-from hive.actors.hub import EventHub
-from hive.actors.oracle import SIGNATURE_HEADER, signature
+from hive.actors.governance.hub import EventHub
+from hive.actors.governance.oracle import SIGNATURE_HEADER, signature
 from hive.governance.events import EngineEvent
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ once and sent to every connected member) and keeps our own intents in SQLite (ta
 ``intents``): each is written before it is announced and at every state change, so a restart
 resumes or releases it (see docs/PROTOCOL.md, "Intent locks", Restarts).
 
-Callers (the open executor of :mod:`hive.actors.planner`) use :meth:`Locks.acquire`, which
+Callers (the open executor of :mod:`hive.actors.opens.planner`) use :meth:`Locks.acquire`, which
 returns once the lock is ours (a majority of members promised and the hold period passed) and
 raises :class:`LockRefused` with the reason otherwise, then :meth:`Locks.finish` with the
 outcome. An execution must end within ``timers.exec_budget_ms`` (the caller's timeout).
@@ -22,8 +22,8 @@ from typing import Any
 import attrs
 import trio
 
-from hive.actors.membership import Membership
-from hive.actors.transport import Outgoing, Transport
+from hive.actors.membership.roster import Membership
+from hive.actors.wire.transport import Outgoing, Transport
 from hive.errors import HiveError
 from hive.node.port import ChannelState, NodePort
 from hive.protocol.intents.locks import (

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import trio
 
-from hive.actors.engine import Engine
+from hive.actors.governance.engine import Engine
 from hive.errors import TransientError
 from hive.governance.api import Refused
 from hive.governance.demo_proposer import next_proposal

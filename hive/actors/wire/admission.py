@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hive.actors.membership import HANDSHAKE_KINDS, Membership
-from hive.actors.transport import Transport
+from hive.actors.membership.roster import HANDSHAKE_KINDS, Membership
+from hive.actors.wire.transport import Transport
 from hive.protocol.errors import NOT_MEMBER, REVOKED
 from hive.protocol.membership import MemberStatus
 from hive.protocol.messages import REGISTRY

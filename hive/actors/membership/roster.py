@@ -9,13 +9,13 @@ whatever was lost: a member whose digest differs gets our whole roster.
 
 It runs the member side of the join handshake for candidates (challenge, active probe, ticket
 claim at the issuer, admission) and the candidate side for `hive-join`
-(:mod:`hive.actors.joining`). The handshake logic itself is the pure state machines of
+(:mod:`hive.actors.membership.joining`). The handshake logic itself is the pure state machines of
 :mod:`hive.protocol.membership.handshake`; this actor only carries out their actions.
 
 It also decides admission for the transport: every frame except the handshake's must come from
 an active member, over that member's own connection; handshake frames, which anyone may send,
 are rate-limited per peer and in all and go to an inbox of their own. Our own exit and telling
-revoked nodes are :mod:`hive.actors.leaving`.
+revoked nodes are :mod:`hive.actors.membership.leaving`.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ import attrs
 import nacl.signing
 import trio
 
-from hive.actors.contact import AddressBook
-from hive.actors.joining import CandidateDriver, JoinResult
-from hive.actors.leaving import META_PENDING_EXIT, ExitDriver
-from hive.actors.probe import probe_candidate
-from hive.actors.transport import Transport
+from hive.actors.membership.contact import AddressBook
+from hive.actors.membership.joining import CandidateDriver, JoinResult
+from hive.actors.membership.leaving import META_PENDING_EXIT, ExitDriver
+from hive.actors.membership.probe import probe_candidate
+from hive.actors.wire.transport import Transport
 from hive.config import MembershipConfig
 from hive.errors import HiveError, NodeError
 from hive.node.port import NodeEvent, NodeId, NodeInfo, NodePort, PeerConnected, PeerDisconnected
@@ -167,7 +167,7 @@ class Membership:
         contact: AddressBook | None = None,
     ) -> None:
         self.node = node
-        # Where members can be reached after a restart (hive/actors/contact.py).
+        # Where members can be reached after a restart (hive/actors/membership/contact.py).
         self.contact = contact or AddressBook(store, now_ms)
         self.transport = transport
         self.store = store
@@ -683,7 +683,7 @@ class Membership:
         await self.transport.send(action.peer_id.hex(), self._welcome(action.session, record))
 
     async def leave(self, record: ExitRecord, *, delete: bool, wait_s: float) -> bool:
-        """Our own leave (see :meth:`hive.actors.leaving.ExitDriver.leave`)."""
+        """Our own leave (see :meth:`hive.actors.membership.leaving.ExitDriver.leave`)."""
         return await self.exits.leave(record, delete=delete, wait_s=wait_s)
 
     # ------------------------------------------------------------------------------------------

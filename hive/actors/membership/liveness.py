@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 import attrs
 import trio
 
-from hive.actors.transport import Transport
+from hive.actors.wire.transport import Transport
 from hive.node.port import NodeId
 from hive.protocol.messages import Ping, Pong
 from hive.protocol.wire.facade import Received

@@ -45,9 +45,9 @@ from typing import Any, Protocol
 import attrs
 import trio
 
-from hive.actors.fleetstate import FleetState
-from hive.actors.membership import Membership
-from hive.actors.transport import Outgoing, Transport
+from hive.actors.gossip.fleetstate import FleetState
+from hive.actors.membership.roster import Membership
+from hive.actors.wire.transport import Outgoing, Transport
 from hive.config import GossipConfig
 from hive.fleet.own import Earnings, MaterialPolicy, build_state, material_change, same_content
 from hive.fleet.rebalance import Balance

@@ -28,8 +28,8 @@ from typing import Any
 
 import trio
 
-from hive.actors.membership import Membership
-from hive.actors.transport import Transport
+from hive.actors.membership.roster import Membership
+from hive.actors.wire.transport import Transport
 from hive.config import RebalanceConfig
 from hive.errors import NodeError
 from hive.node.port import (

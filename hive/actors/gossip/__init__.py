@@ -1,0 +1,2 @@
+"""State gossip actors: publishing and relaying state records (`publisher.py`) and the fleet state
+map with saturation (`fleetstate.py`)."""
