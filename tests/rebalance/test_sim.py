@@ -265,34 +265,25 @@ async def test_an_interrupted_rebalance_is_resolved_from_the_node_never_paid_twi
     node = line.node(0)
     route = await node.find_circular_route(line.id(1), line.e.node_id, 100_000_000)
     async with with_store(line, 0) as store:
-        paid = await store.run(
-            "s",
-            lambda c: rb.start_rebalance(
-                c,
-                label="hive-rb-paid",
-                now_ms=sim_ms(),
-                need_scid="x",
-                in_peer=line.e.node_id,
-                out_peer=line.id(1),
-                amount_msat=100_000_000,
-                expected_income_msat=1,
-                route=route,
-            ),
-        )
-        lost = await store.run(
-            "s",
-            lambda c: rb.start_rebalance(
-                c,
-                label="hive-rb-never",
-                now_ms=sim_ms(),
-                need_scid="x",
-                in_peer=line.e.node_id,
-                out_peer=line.id(1),
-                amount_msat=100_000_000,
-                expected_income_msat=1,
-                route=route,
-            ),
-        )
+
+        async def started(label: str) -> int:
+            return await store.run(
+                "s",
+                lambda c: rb.start_rebalance(
+                    c,
+                    label=label,
+                    now_ms=sim_ms(),
+                    need_scid="x",
+                    in_peer=line.e.node_id,
+                    out_peer=line.id(1),
+                    amount_msat=100_000_000,
+                    expected_income_msat=1,
+                    route=route,
+                ),
+            )
+
+        paid = await started("hive-rb-paid")
+        lost = await started("hive-rb-never")
     await line.fleet.stop(m0)
     await node.pay_route(route, label="hive-rb-paid")  # the payment went out, then we "crashed"
     local = (await line.channel(0, line.e.node_id)).local_msat
