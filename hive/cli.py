@@ -9,7 +9,7 @@ returns the exit status); `hive demo` is the first, and the value study (`hive s
 Exit status: 0 after a clean run, a stop by signal, or when the reader of the output goes away
 (a closed pipe); 2 for bad input, printed as one line
 naming the cause and what to do (argparse's messages are cut to one line too). Operator-facing
-failures are :class:`hive.demo.DemoError`; trio delivers an exception raised inside the run in
+failures are :class:`hive.demo.run.DemoError`; trio delivers an exception raised inside the run in
 an ExceptionGroup, so the boundary below matches with ``except*`` and anything else (a bug)
 propagates with its traceback.
 """
@@ -26,8 +26,9 @@ from typing import NoReturn
 
 import attrs
 
-from hive import __version__, demo
+from hive import __version__
 from hive.commands import CATALOGUE
+from hive.demo import run as demo
 from hive.scenarios import cli as sim_cli
 from hive.web.access import DEFAULT_BIND, Bind, BindError, parse_bind
 

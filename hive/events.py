@@ -9,7 +9,7 @@ synchronous and must not block, so it is safe anywhere, including inside a cance
 Where the line goes is the sink's business: :class:`LogSink` (the default, used by the plugin)
 logs it on the ``hive.events`` logger, so it lands in lightningd's log; ``hive demo`` gives
 each companion a sink that writes into the screen's scrolling event log
-(:meth:`hive.demo_screen.EventLog.sink`).
+(:meth:`hive.demo.screen.EventLog.sink`).
 """
 
 from __future__ import annotations

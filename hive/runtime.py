@@ -53,17 +53,17 @@ from hive.actors.wire.admission import wire_admission
 from hive.actors.wire.replaystate import keep_replay_saved, load_replay
 from hive.actors.wire.sequence import keep_reserved, starting_seq
 from hive.actors.wire.transport import Transport
-from hive.admin import MembershipCommands, Params
-from hive.ban_commands import ban_command, bans_command, unban_command
 from hive.commands import Command, CommandError, JsonDict, spec
+from hive.commands.bans import ban_command, bans_command, unban_command
+from hive.commands.governance import GovernanceCommands
+from hive.commands.membership import MembershipCommands, Params
+from hive.commands.rebalancing import rebalance_command
+from hive.commands.reputation import reputation_command
 from hive.config import HiveConfig
 from hive.errors import TransientError
 from hive.events import EventSink, LogSink
-from hive.governance_commands import GovernanceCommands
 from hive.node.port import NodeInfo, NodePort
 from hive.protocol.wire.facade import HiveWire
-from hive.rebalance_commands import rebalance_command
-from hive.reputation_commands import reputation_command
 from hive.store import open_store
 from hive.supervisor import Backoff, Supervisor, actor
 from hive.web.server import WebServer

@@ -15,7 +15,7 @@ import trio
 import trio.testing
 
 from hive.cli import build_parser
-from hive.demo import DemoOptions, run_demo
+from hive.demo.run import DemoOptions, run_demo
 from hive.node.sim import generate_graph
 
 

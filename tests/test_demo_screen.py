@@ -12,8 +12,8 @@ import trio
 from rich.console import Console
 from rich.text import Text
 
-from hive.demo_clock import IdleClock
-from hive.demo_screen import Screen
+from hive.demo.clock import IdleClock
+from hive.demo.screen import Screen
 
 
 def status(alias: str, **overrides: Any) -> dict[str, Any]:

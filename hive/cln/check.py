@@ -4,8 +4,8 @@ lightningd forwards the ``check`` request with the params it was given: by name
 (``{"command_to_check": "hive-invite", "valid_hours": 5}``) or by position
 (``["hive-invite", "5"]``). :func:`check_params` resolves them against the command's usage like
 a real call, refuses unknown and missing parameters, and parses each value with the same rules
-the command applies (:class:`hive.admin.Params`). Nothing else runs: no state is read or
-changed, so a check cannot tell whether the command would then succeed.
+the command applies (:class:`hive.commands.membership.Params`). Nothing else runs: no state is
+read or changed, so a check cannot tell whether the command would then succeed.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from hive.admin import MAX_USES, MAX_VALID_HOURS, Params, parse_member_address
 from hive.commands import CommandError, CommandSpec, JsonDict
+from hive.commands.membership import MAX_USES, MAX_VALID_HOURS, Params, parse_member_address
 
 COMMAND_TO_CHECK = "command_to_check"
 

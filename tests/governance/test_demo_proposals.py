@@ -9,7 +9,7 @@ from pathlib import Path
 import trio
 import trio.testing
 
-from hive.demo import DemoOptions, run_demo
+from hive.demo.run import DemoOptions, run_demo
 from hive.node.sim import generate_graph
 
 
@@ -29,7 +29,7 @@ async def test_demo_shows_pending_and_decided_proposals(
 
 
 def test_event_lines_and_rows_for_the_screen() -> None:
-    from hive.demo_governance import event_line, governance_lines
+    from hive.demo.governance import event_line, governance_lines
     from hive.governance import Cost, Decision, EngineEvent, EventKind, Proposal, ProposalState
     from hive.governance.proposal import ProposalStatus
 
@@ -62,7 +62,7 @@ def test_event_lines_and_rows_for_the_screen() -> None:
 
 
 def test_a_proposal_row_fits_the_80_column_screen() -> None:
-    from hive.demo_governance import governance_lines
+    from hive.demo.governance import governance_lines
 
     row = {
         "companion": "hive-5",

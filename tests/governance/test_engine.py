@@ -166,7 +166,7 @@ async def test_a_change_of_limits_between_starts_is_in_the_ledger(
 async def test_a_measured_result_joins_the_story(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    from hive.governance_commands import GovernanceCommands
+    from hive.commands.governance import GovernanceCommands
 
     async with rig(tmp_path, mode=Governance.AUTONOMOUS) as r:
         status = await r.engine.submit(open_draft(r.peers[1]))
@@ -215,7 +215,7 @@ async def test_command_parameters_are_checked(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     from hive.commands import CommandError
-    from hive.governance_commands import GovernanceCommands
+    from hive.commands.governance import GovernanceCommands
 
     async with rig(tmp_path) as r:
         cmds = GovernanceCommands(r.engine)

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from hive.actors.membership.liveness import Liveness
 from hive.actors.membership.roster import Membership
-from hive.admin import MembershipCommands, Params, parse_member_address
 from hive.commands import CommandError
+from hive.commands.membership import MembershipCommands, Params, parse_member_address
 
 NODE = "02" + "ab" * 32
 SURROGATE = "v25.\ud800"

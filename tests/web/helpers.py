@@ -22,8 +22,8 @@ import trio
 from trio_websocket import ConnectionRejected, open_websocket_url
 
 from hive.config import DecisionConfig, GossipConfig, Governance, HiveConfig, WebConfig
-from hive.demo import Companion, form_hive, hubs
-from hive.demo_screen import Screen
+from hive.demo.run import Companion, form_hive, hubs
+from hive.demo.screen import Screen
 from hive.governance.proposal import Cost, Draft
 from hive.node.sim import SimNetwork, SimNode, generate_graph
 from hive.runtime import Runtime

@@ -21,7 +21,7 @@ import pytest
 import trio
 import trio.testing
 
-from hive.demo import DemoOptions, run_demo
+from hive.demo.run import DemoOptions, run_demo
 from hive.node.sim import generate_graph
 from hive.web.access import Bind
 

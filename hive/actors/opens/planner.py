@@ -33,8 +33,8 @@ from hive.actors.governance.executors import OpenChannelExecutor
 from hive.actors.membership.roster import Membership
 from hive.actors.opens.locks import LockRefused, Locks
 from hive.actors.wire.transport import Transport
-from hive.admin import Params
 from hive.commands import CommandError, JsonDict
+from hive.commands.membership import Params
 from hive.errors import HiveError, NodeError, TransientError
 from hive.fleet.plantypes import Plan, PlanMember, PlannerConfig
 from hive.governance.api import ExecutionFailed, Refused

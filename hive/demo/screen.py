@@ -20,7 +20,7 @@ Extending it (planner, rebalancing, decision engine, ...) never means rewriting 
   status dict (``Runtime.status()`` plus the demo's channel and balance figures) at each redraw
   and returns a rich renderable, or None to show nothing yet. Every screen starts with the
   sections in :data:`SECTIONS`, in order: a new concern writes its function in its own module
-  (a ``hive/demo_<concern>.py``, say) and adds one ``(name, render)`` line there;
+  (a ``hive/demo/<concern>.py``, say) and adds one ``(name, render)`` line there;
   ``screen.add_section`` adds one to a single screen. A section for proposals would read
   ``status["engine"]`` (whatever its actor puts in ``Runtime.status()``) and return a small
   table.

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from hive.actors.bans import PROPOSER, Bans
-from hive.admin import Params
 from hive.commands import CommandError, JsonDict
+from hive.commands.membership import Params
 from hive.governance.api import Refused
 from hive.governance.kinds import BAN_PEER, UNBAN_PEER
 from hive.governance.proposal import Cost, Draft

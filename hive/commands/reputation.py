@@ -9,8 +9,8 @@ from typing import Any
 from hive.actors.gossip.fleetstate import FleetState
 from hive.actors.membership.roster import Membership
 from hive.actors.rebalancing.rebalancer import Rebalancer
-from hive.admin import Params
 from hive.commands import CommandError, JsonDict
+from hive.commands.membership import Params
 from hive.fleet.reputation import Inputs, score
 from hive.store import rebalance as rb
 

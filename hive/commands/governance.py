@@ -1,9 +1,9 @@
 """Operator commands of the decision engine: pending, approve, reject, pause, resume, budget,
 ledger, why.
 
-Each handler takes the command's decoded JSON parameters (see :class:`hive.admin.Params`) and
-returns a JSON-able dict; a refusal is a :class:`~hive.commands.CommandError` whose message
-says what to do, and changes nothing.
+Each handler takes the command's decoded JSON parameters (see
+:class:`hive.commands.membership.Params`) and returns a JSON-able dict; a refusal is a
+:class:`~hive.commands.CommandError` whose message says what to do, and changes nothing.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from hive.actors.governance.engine import Engine
-from hive.admin import Params
 from hive.commands import CommandError, JsonDict
+from hive.commands.membership import Params
 from hive.errors import TransientError
 from hive.governance.api import Refused
 from hive.governance.limits import DESCRIPTIONS

@@ -10,8 +10,8 @@ import attrs
 
 from hive.actors.rebalancing.feepolicy import FeePolicyActor
 from hive.actors.rebalancing.rebalancer import Rebalancer
-from hive.admin import Params
 from hive.commands import CommandError, JsonDict
+from hive.commands.membership import Params
 from hive.errors import RouteNotFound
 from hive.store import rebalance as rb
 

@@ -5,11 +5,11 @@ The companions are small new nodes attached to the network built from the real m
 channels to well-connected nodes, and the fleet forms through the real commands (`hive-genesis`,
 `hive-invite`, `hive-join`). Every companion runs the full hive runtime against its simulated
 node. Simulated time runs up to ``speed`` times faster than the wall clock and only while the
-process waits (:mod:`hive.demo_clock`), so channel confirmations (ten simulated minutes) happen
+process waits (:mod:`hive.demo.clock`), so channel confirmations (ten simulated minutes) happen
 in seconds and round trips show network latency, not this process's computation.
 
-The screen is :mod:`hive.demo_screen` (how to add events and sections is said there); a kept
-fleet (``--data-dir``) is :mod:`hive.demo_datadir`. Operator mistakes raise :class:`DemoError`
+The screen is :mod:`hive.demo.screen` (how to add events and sections is said there); a kept
+fleet (``--data-dir``) is :mod:`hive.demo.datadir`. Operator mistakes raise :class:`DemoError`
 with one line that names the cause and what to do; the CLI prints it and exits with status 2.
 """
 
@@ -33,15 +33,16 @@ import nacl.signing
 import trio
 from rich.text import Text
 
-from hive import demo_datadir, keys
+from hive import keys
 from hive.actors.governance.demo_proposer import run_demo_proposer
 from hive.actors.opens.planner import PlannerSettings
 from hive.commands import CommandError
 from hive.config import Governance, HiveConfig
-from hive.demo_clock import IdleClock
-from hive.demo_datadir import DemoError, Manifest
-from hive.demo_governance import event_line, governance_lines, proposal_rows
-from hive.demo_screen import Screen, plural
+from hive.demo import datadir as demo_datadir
+from hive.demo.clock import IdleClock
+from hive.demo.datadir import DemoError, Manifest
+from hive.demo.governance import event_line, governance_lines, proposal_rows
+from hive.demo.screen import Screen, plural
 from hive.fleet.plantypes import PlannerConfig
 from hive.node.port import ChannelState
 from hive.node.sim import Graph, GraphFileError, SimNetwork, SimNode, generate_graph, load_mainnet
@@ -80,8 +81,8 @@ class DemoOptions:
     onchain_sat: int = 20_000_000
     refresh_s: float = 1.0
     data_dir: Path | None = None
-    # The built-in demo proposer (hive/governance/demo_proposer.py) submits a proposal to each
-    # companion every ~`proposal_interval_s` simulated seconds; None turns it off.
+    # The built-in demo proposer (hive/actors/governance/demo_proposer.py) submits a proposal to
+    # each companion every ~`proposal_interval_s` simulated seconds; None turns it off.
     proposal_interval_s: float | None = 600.0
     # The first companion serves the live view here (None: no web server).
     web: Bind | None = None
@@ -207,7 +208,7 @@ async def run_demo(
             manifest = Manifest(options.graph, options.seed, tuple(node_ids), clock())
             demo_datadir.write(options.data_dir, manifest)
         # Keys and SQLite run on trio's thread: work in a worker thread would count as waiting
-        # and so take simulated time (hive/demo_clock.py); under a test's autojump clock the
+        # and so take simulated time (hive/demo/clock.py); under a test's autojump clock the
         # clock would jump while a thread works.
         companions = [
             Companion(
