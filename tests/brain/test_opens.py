@@ -153,6 +153,14 @@ async def test_hive_plan_explains_and_the_planner_proposes_our_opens(
         pending = [p.id for p in runtimes[0].engine.pending()]
         assert ids
         assert set(ids) <= set(pending)
+        # The evidence says how big the target is, in the graph the plan was made from: what
+        # an operator or an oracle (examples/oracle_agent.py) judges an open by.
+        graph = await fleet.node_of(runtimes[0]).list_graph()
+        for status in runtimes[0].engine.pending():
+            target = status.proposal.params["peer"]
+            scids = {c.short_channel_id for c in graph if target in (c.source, c.destination)}
+            assert status.proposal.evidence["target_channels"] == len(scids) > 0
+            assert status.proposal.evidence["target_capacity_sat"] > 0
         again = await planner.submit(planner.last) if planner.last else []
         assert again == []  # in flight already: not proposed twice
         await approve(runtimes[0], ids[0])

@@ -21,7 +21,7 @@ ignored. Every step goes into the decision ledger under the proposal (``hive-why
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -40,7 +40,14 @@ from hive.fleet.plantypes import Plan, PlanMember, PlannerConfig
 from hive.governance.api import ExecutionFailed, Refused
 from hive.governance.kinds import OPEN_CHANNEL
 from hive.governance.proposal import Cost, Draft, ExecutionResult, Proposal
-from hive.node.port import ChannelState, ChannelStateChanged, NodeEvent, NodeId, NodePort
+from hive.node.port import (
+    ChannelState,
+    ChannelStateChanged,
+    NodeEvent,
+    NodeId,
+    NodePort,
+    PublicChannel,
+)
 from hive.store import Store
 from hive.store import governance as ledger_sql
 from hive.store import intents as sql
@@ -236,6 +243,16 @@ class FleetOpener:
             await self.node.set_open_ignored(target, False, "hive: the fleet's open is done")
 
 
+def _node_facts(channels: Sequence[PublicChannel]) -> dict[NodeId, tuple[int, int]]:
+    """Per node: its public channels and their total capacity in sat (each channel once,
+    though the graph lists both directions)."""
+    seen: dict[NodeId, dict[str, int]] = {}
+    for channel in channels:
+        for end in (channel.source, channel.destination):
+            seen.setdefault(end, {})[channel.short_channel_id] = channel.capacity_msat // 1000
+    return {node: (len(scids), sum(scids.values())) for node, scids in seen.items()}
+
+
 class Planner:
     def __init__(
         self,
@@ -268,6 +285,9 @@ class Planner:
         self.last_ms: int | None = None
         self.last_error: str | None = None
         self._served: dict[NodeId, list[NodeId]] = {}  # target -> members with a channel to it
+        # target -> (public channels, capacity sat) in the graph of the last plan: evidence an
+        # operator or an oracle can judge a proposed open by (examples/oracle_agent.py does).
+        self._target_facts: dict[NodeId, tuple[int, int]] = {}
         # Signed bans (hive/actors/bans.py): the runtime sets this to Bans.banned_peers.
         self.banned_peers: Callable[[], list[NodeId]] = list
         self.opener = FleetOpener(
@@ -328,6 +348,7 @@ class Planner:
     async def compute(self) -> Plan:
         """A fresh plan from the node's graph and the fleet state (also ``hive-plan``)."""
         channels = await self.node.list_graph()
+        self._target_facts = _node_facts(channels)
         members = await self._members()
         self._served = {}
         for member in members:
@@ -398,6 +419,8 @@ class Planner:
                     "reach_gain_ppm": round(planned.reach_gain_ppm, 2),
                     "next_targets": [a.target for a in planned.next_targets],
                     "served_by": sorted(self._served.get(planned.target, [])),
+                    "target_channels": self._target_facts.get(planned.target, (0, 0))[0],
+                    "target_capacity_sat": self._target_facts.get(planned.target, (0, 0))[1],
                 },
                 target=planned.target,
                 ttl_s=self.settings.ttl_s,
