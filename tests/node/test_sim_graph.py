@@ -119,6 +119,17 @@ def test_generated_graph_is_deterministic() -> None:
     assert generate_graph(40, seed=10).node_ids != one.node_ids
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_generated_graph_has_hubs_like_the_real_network(seed: int) -> None:
+    """A few nodes hold many channels, most a handful (preferential attachment); a uniformly
+    random graph (every node near 6 channels, the largest near 14) gives the planner nothing."""
+    graph = generate_graph(200, seed=seed)
+    degrees = sorted(len(channels) for channels in graph.adjacency)
+    median, largest = degrees[len(degrees) // 2], degrees[-1]
+    assert largest >= 8 * median
+    assert sum(d <= 2 for d in degrees) >= len(degrees) // 8
+
+
 def test_is_connected_detects_islands() -> None:
     graph = graph_from_describegraph(
         {"nodes": [{"pub_key": A, "alias": ""}, {"pub_key": B, "alias": ""}], "edges": []}

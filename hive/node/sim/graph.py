@@ -414,9 +414,14 @@ def generate_graph(
 ) -> Graph:
     """A small connected random graph whose nodes have real keys (kept in ``secrets``).
 
-    A random spanning tree (node ``i`` opens to a random earlier node) makes it connected;
-    ``extra_channels`` more random channels (default ``2 * n_nodes``) add cycles. Policies are
-    drawn from typical mainnet values; every direction is routable. Scids are ``100000+i x 1 x 0``.
+    Shaped like the real network, where a few hubs hold many channels and most nodes a
+    handful: each node ``i`` opens to an earlier node chosen by preferential attachment (with
+    probability proportional to its channels + 1), which makes the graph connected; then
+    ``extra_channels`` more channels (default ``2 * n_nodes``), each from a uniformly chosen
+    node to one chosen the same way, add cycles. (A uniformly random graph has no hubs: every
+    node is about as far from every payer, so no new channel makes a route cheaper and the
+    coverage planner rightly finds nothing worth opening.) Policies are drawn from typical
+    mainnet values; every direction is routable. Scids are ``100000+i x 1 x 0``.
     """
     if n_nodes < 2:
         raise ValueError("a generated graph needs at least two nodes")
@@ -434,11 +439,22 @@ def generate_graph(
             cltv_delta=rng.choice((34, 40, 80, 144)),
         )
 
-    pairs: list[tuple[int, int]] = [(i, rng.randrange(i)) for i in range(1, n_nodes)]
+    # Preferential attachment: a node opens to one already holding many channels (weight
+    # degree + 1), so a few hubs carry much of the graph and most nodes have a handful.
+    ends: list[int] = [0]  # every node once, plus once per channel end
+    pairs: list[tuple[int, int]] = []
+    for i in range(1, n_nodes):
+        peer = rng.choice(ends)
+        pairs.append((i, peer))
+        ends += [i, peer]
     extra = 2 * n_nodes if extra_channels is None else extra_channels
     for _ in range(extra):
-        a, b = rng.sample(range(n_nodes), 2)
+        a = rng.randrange(n_nodes)
+        b = rng.choice(ends)
+        while b == a:
+            b = rng.choice(ends)
         pairs.append((a, b))
+        ends += [a, b]
     for k, (a, b) in enumerate(pairs):
         capacity = rng.randint(*capacity_sat)
         graph.add_channel(
