@@ -205,3 +205,30 @@ async def test_a_restart_resolves_an_executing_intent_and_releases_a_holding_one
         assert history[(bytes([2]) * 16).hex()]["reason"] == "restart-during-execution"
         assert history[(bytes([3]) * 16).hex()]["state"] == "aborted"
         assert history[(bytes([3]) * 16).hex()]["reason"] == "restarted"
+
+
+async def test_a_planned_open_that_ended_undecided_is_proposed_again(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A planner proposal that expires undecided or is rejected no longer holds its slot:
+    the next plan may propose the target again (it used to stay in flight until a restart,
+    so an advisor who let two proposals expire never heard from the planner again)."""
+    async with make_fleet(tmp_path) as fleet:
+        runtimes = await form(fleet, 2)
+        await wait_converged(runtimes, within_s=120)
+        planner, engine = runtimes[0].planner, runtimes[0].engine
+        assert planner is not None
+        assert engine is not None
+        planner.settings = PlannerSettings(planner=SMALL_GRAPH, ttl_s=600.0)
+        first = await planner.submit(await planner.compute())
+        assert first
+        await call(runtimes[0], "hive-reject", id=first[0], reason="not this one")
+        await trio.sleep(700)  # the others expire undecided
+        ended = [await engine.lookup(pid) for pid in first]
+        assert all(status is not None and status.state.final for status in ended)
+        await planner.submit(await planner.compute())
+        pending = engine.pending()
+        assert pending
+        assert not {s.id for s in pending} & set(first)
+        targets = {status.proposal.target for status in ended if status is not None}
+        assert {s.proposal.target for s in pending} & targets

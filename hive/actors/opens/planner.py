@@ -347,6 +347,7 @@ class Planner:
 
     async def compute(self) -> Plan:
         """A fresh plan from the node's graph and the fleet state (also ``hive-plan``)."""
+        await self._settle()
         channels = await self.node.list_graph()
         self._target_facts = _node_facts(channels)
         members = await self._members()
@@ -445,7 +446,14 @@ class Planner:
             channel = channels.get(row.target)
             if row.state == "opening" and channel and channel.state is ChannelState.NORMAL:
                 await self._confirmed(row, channel.short_channel_id)
-            elif row.state == "proposed":
+        await self._settle()
+
+    async def _settle(self) -> None:
+        """Mark ``ended`` our proposals that ended without an open (expired undecided, rejected,
+        refused by the limits): they are no longer in flight, so the next plan may propose the
+        target again instead of counting it as opened and its slot as taken."""
+        for row in await self.store.run("planned_opens", sql.planned_opens):
+            if row.state == "proposed":
                 status = await self.engine.lookup(row.proposal_id)
                 if status is None or status.state.final:
                     await self._mark(row, "ended")
