@@ -133,3 +133,17 @@ def test_a_closed_output_pipe_ends_the_demo_quietly(tmp_path: Path) -> None:
     assert rc == 0, errors
     assert errors == ""
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_plan_section_says_why_nothing_is_planned() -> None:
+    from hive.demo.run import _plan_lines
+
+    why = "no target qualifies (left out: too-small 12)"
+    status = {
+        "alias": "hive-1",
+        "planner": {"ours_planned": 0, "routed_demand_ppm": 0.0, "reach_ppm": 10.0},
+        "locks": None,
+    }
+    assert len(_plan_lines([status])) == 1
+    status["planner"]["why_nothing"] = why  # type: ignore[index]
+    assert _plan_lines([status])[-1] == f"nothing to open: {why}"

@@ -450,10 +450,13 @@ def _plan_lines(statuses: Sequence[Mapping[str, Any]]) -> list[str]:
     first = next(
         s["planner"] for s in statuses if s.get("planner", {}).get("ours_planned") is not None
     )
-    return [
+    lines = [
         f"plan: routed demand {first['routed_demand_ppm']} ppm, reach {first['reach_ppm']} ppm "
         "of the network (after the plan); " + "; ".join(parts)
     ]
+    if first.get("why_nothing"):
+        lines.append(f"nothing to open: {first['why_nothing']}")
+    return lines
 
 
 def _plan(statuses: Sequence[Mapping[str, Any]]) -> Text | None:

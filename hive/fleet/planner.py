@@ -242,6 +242,7 @@ def plan(
         count = max(0, min(cfg.max_opens_per_member, spare // per if per else 0))
         opens_left.append(int(count))
         amount.append(min(cfg.max_channel_sat, spare // count - cfg.open_fee_sat) if count else 0)
+    funded = any(count > 0 for count in opens_left)
     cost_ppm = cfg.open_fee_sat * cfg.cost_ppm_per_ksat / 1000
     taken: list[set[NodeId]] = [set(m.peers | m.pending) for m in members]
     chosen_targets: set[NodeId] = set()
@@ -378,13 +379,19 @@ def plan(
     }
     top = max(importance.values(), default=0.0)
     kept = 1.0 - top / (full.value / total * PPM) if full.value > 0 else 1.0
+    # Nothing chosen: say why of each candidate (its best score, what the greedy last saw, is
+    # under the minimum; or nobody can pay for an open), not that it lost to other opens.
+    best_left: dict[NodeId, float] = {}
+    for neg, _, target, _, _ in heap:
+        best_left[target] = max(best_left.get(target, -INF), -neg)
+    left_reason = "lower-gain" if opens else "no-gain" if funded else "no-funds"
     in_pool_left = [
-        (float(graph.capacity_sat[graph.index[t]]), t, "scored below the chosen opens")
+        (float(graph.capacity_sat[graph.index[t]]), t, _left_detail(left_reason, t, best_left, cfg))
         for t in pool
         if t not in chosen_targets
     ]
     if in_pool_left:
-        reasons["lower-gain"] = in_pool_left
+        reasons[left_reason] = in_pool_left
     not_pool = int(eligible.sum()) - len(pool)
     left_out = {
         reason: (len(items), tuple((t, d) for _, t, d in sorted(items, key=lambda x: -x[0])[:5]))
@@ -403,6 +410,19 @@ def plan(
         kept_without_top=kept,
         left_out=left_out,
     )
+
+
+def _left_detail(
+    reason: str, target: NodeId, best: Mapping[NodeId, float], cfg: PlannerConfig
+) -> str:
+    if reason == "lower-gain":
+        return "scored below the chosen opens"
+    if reason == "no-funds":
+        return f"no member has {cfg.min_channel_sat + cfg.open_fee_sat} sat spare for an open"
+    score = best.get(target)
+    if score is None:
+        return "every member with funds already has a channel to it"
+    return f"scores at most {score:.1f} ppm, under min_score_ppm {cfg.min_score_ppm:g}"
 
 
 def _exclusion(

@@ -109,6 +109,22 @@ class Plan:
     def for_member(self, member: NodeId) -> tuple[PlannedOpen, ...]:
         return tuple(o for o in self.opens if o.member == member)
 
+    def why_nothing(self) -> str | None:
+        """Why the plan has no opens, in one line (None when it has some)."""
+        if self.opens:
+            return None
+        if "no-funds" in self.left_out:
+            head = "no member has the on-chain funds for an open"
+        elif "no-gain" in self.left_out:
+            head = (
+                "no open would make the fleet's route to a destination cheaper than what "
+                "typical payers pay today"
+            )
+        else:
+            head = "no target qualifies"
+        counts = ", ".join(f"{r} {count}" for r, (count, _) in sorted(self.left_out.items()))
+        return f"{head} (left out: {counts})" if counts else head
+
     def to_json(self, member: NodeId | None = None) -> dict[str, Any]:
         opens = self.opens if member is None else self.for_member(member)
         return {
@@ -123,6 +139,7 @@ class Plan:
             },
             "importance_ppm": {m: round(v, 2) for m, v in sorted(self.importance_ppm.items())},
             "kept_without_most_important": round(self.kept_without_top, 4),
+            "why_nothing": self.why_nothing(),
             "left_out": {
                 reason: {
                     "count": count,

@@ -157,3 +157,30 @@ def test_a_graph_with_no_payers_outside_the_fleet_plans_nothing() -> None:
     result = plan(graph, MEMBERS[:2], config=CONFIG)
     assert result.opens == ()
     assert result.routed_after_ppm == 0
+
+
+def test_a_plan_with_no_opens_says_why() -> None:
+    """Nothing worth opening is said, per candidate and in one line, instead of a silent 0
+    (candidates used to read "scored below the chosen opens" when none was chosen)."""
+    # Members with a way in each (else each opens its entry first, whatever it scores).
+    entered = [attrs.evolve(m, peers=frozenset({HUBS[i]})) for i, m in enumerate(MEMBERS)]
+    result = plan(graph(), entered, config=attrs.evolve(CONFIG, min_score_ppm=1e9))
+    assert result.opens == ()
+    left = result.to_json()["left_out"]
+    assert "lower-gain" not in left
+    assert left["no-gain"]["count"] > 0
+    assert all("under min_score_ppm 1e+09" in e["detail"] for e in left["no-gain"]["examples"])
+    why = result.why_nothing()
+    assert why is not None
+    assert why.startswith("no open would make the fleet's route")
+    assert "no-gain" in why
+    assert result.to_json()["why_nothing"] == why
+    assert plan(graph(), entered, config=CONFIG).why_nothing() is None
+
+
+def test_a_fleet_without_funds_plans_nothing_and_says_so() -> None:
+    poor = [attrs.evolve(m, onchain_sat=CONFIG.reserve_sat + 10) for m in MEMBERS]
+    result = plan(graph(), poor, config=CONFIG)
+    assert result.opens == ()
+    assert "no-funds" in result.left_out
+    assert "on-chain funds" in (result.why_nothing() or "")

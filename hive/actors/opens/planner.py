@@ -550,4 +550,5 @@ class Planner:
             "ours_planned": None if last is None else len(last.for_member(self.node_id)),
             "routed_demand_ppm": None if last is None else round(last.routed_after_ppm, 1),
             "reach_ppm": None if last is None else round(last.reach_after_ppm, 1),
+            "why_nothing": None if last is None else last.why_nothing(),
         }
