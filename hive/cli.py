@@ -60,7 +60,8 @@ def _demo_configure(parser: argparse.ArgumentParser) -> None:
         default="mainnet",
         metavar="G",
         help="'mainnet' (default: the snapshot shipped with hive, or the file $HIVE_GRAPH "
-        "names), 'generated' (200 random nodes) or a describegraph .json.gz file",
+        "names), 'generated' (200 nodes grown like the real network: a few hubs, many "
+        "small nodes) or a describegraph .json.gz file",
     )
     parser.add_argument(
         "--seed",
@@ -101,6 +102,15 @@ def _demo_configure(parser: argparse.ArgumentParser) -> None:
         "resumes the same fleet (default: a temporary directory, removed at exit)",
     )
     parser.add_argument(
+        "--demo-proposals",
+        type=float,
+        metavar="S",
+        default=None,
+        help="also run the built-in demo proposer: random opens and fee changes, labelled "
+        "'demo:', submitted to each companion every ~S simulated seconds, to exercise the "
+        "decision engine beside the real planner's proposals (default: off)",
+    )
+    parser.add_argument(
         "--web",
         type=_bind,
         default=DEFAULT_BIND,
@@ -119,6 +129,7 @@ def _demo_run(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         channels_per_node=args.channels,
         data_dir=args.data_dir,
+        proposal_interval_s=args.demo_proposals,
         web=args.web,
     )
     failure: BaseException | None = None

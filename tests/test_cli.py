@@ -52,6 +52,10 @@ def _bad_graphs(d: Path) -> dict[str, tuple[list[str], str]]:
         "speed-nan": (["--speed", "nan"], "--speed nan: give a positive number"),
         "speed-inf": (["--speed", "inf"], "--speed inf: give a positive number"),
         "duration-negative": (["--duration", "-5"], "--duration -5.0: give a positive number"),
+        "demo-proposals-0": (
+            ["--demo-proposals", "0"],
+            "--demo-proposals 0.0: give a positive number of simulated seconds",
+        ),
         "nodes-not-a-number": (["--nodes", "five"], "argument --nodes: invalid int value"),
         "unknown-option": (["--colour"], "unrecognized arguments: --colour"),
         "data-dir-is-a-file": (["--data-dir", str(d / "plain.json")], "is not a directory"),
@@ -74,6 +78,7 @@ CASES = [
     "speed-nan",
     "speed-inf",
     "duration-negative",
+    "demo-proposals-0",
     "nodes-not-a-number",
     "unknown-option",
     "data-dir-is-a-file",
@@ -168,6 +173,8 @@ def test_help_explains_the_tools_and_how_to_reach_the_plugin(
     for option in ("--nodes", "--graph", "--speed", "--duration", "--channels", "--seed"):
         assert option in out
     assert "resumes the same fleet" in " ".join(out.split())
+    assert "--demo-proposals S" in out
+    assert "built-in demo proposer: random opens and fee changes" in " ".join(out.split())
 
 
 def test_a_kept_key_file_others_can_read_is_refused_in_one_line(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from hive.actors.governance.engine import Engine
+from hive.governance.demo_proposer import PROPOSER as DEMO_PROPOSER
 from hive.governance.events import EngineEvent, EventKind
 from hive.governance.proposal import ProposalState, ProposalStatus
 
@@ -32,9 +33,14 @@ def _row(alias: str, s: ProposalStatus) -> dict[str, str]:
         "kind": s.proposal.kind,
         "target": (s.proposal.target or "")[:12],
         "state": s.state.value,
-        "by": "" if s.decision is None else s.decision.by,
+        # Who decided it; while undecided, who proposed it (the planner, the rebalancer, ...).
+        "by": _proposer(s.proposal.proposer) if s.decision is None else s.decision.by,
         "note": note[:40],
     }
+
+
+def _proposer(name: str) -> str:
+    return "demo" if name == DEMO_PROPOSER else name[:10]
 
 
 def proposal_rows(engines: Iterable[tuple[str, Engine]], *, each: int = 2) -> list[dict[str, str]]:
@@ -66,8 +72,8 @@ def event_line(alias: str, event: EngineEvent) -> str:
 
 def governance_lines(rows: Sequence[dict[str, str]]) -> list[str]:
     if not rows:
-        return ["", "proposals: none yet (the built-in demo proposer submits some every ~10 min)"]
-    lines = ["", "proposals (pending first; from the planner and the built-in demo proposer):"]
+        return ["", "proposals: none yet (the planner, the rebalancer and ban votes propose)"]
+    lines = ["", "proposals (pending first; by: the proposer while pending, then who decided):"]
     for r in rows:
         line = (
             f"  {r['companion']:<8} {r['id']} {r['kind']:<12} {r['target']:<12} "

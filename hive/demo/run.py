@@ -81,9 +81,10 @@ class DemoOptions:
     onchain_sat: int = 20_000_000
     refresh_s: float = 1.0
     data_dir: Path | None = None
-    # The built-in demo proposer (hive/actors/governance/demo_proposer.py) submits a proposal to
-    # each companion every ~`proposal_interval_s` simulated seconds; None turns it off.
-    proposal_interval_s: float | None = 600.0
+    # The built-in demo proposer (hive/actors/governance/demo_proposer.py, `--demo-proposals`)
+    # submits a random proposal labelled "demo:" to each companion every ~`proposal_interval_s`
+    # simulated seconds; None (the default) leaves the proposals to the real producers.
+    proposal_interval_s: float | None = None
     # The first companion serves the live view here (None: no web server).
     web: Bind | None = None
 
@@ -100,6 +101,11 @@ class DemoOptions:
             math.isfinite(self.duration_s) and self.duration_s > 0
         ):
             raise DemoError(f"--duration {self.duration_s}: give a positive number of seconds")
+        every = self.proposal_interval_s
+        if every is not None and not (math.isfinite(every) and every > 0):
+            raise DemoError(
+                f"--demo-proposals {every}: give a positive number of simulated seconds, e.g. 600"
+            )
         affordable = self.onchain_sat // (self.channel_sat + OPEN_FEE_SAT)
         if not 1 <= self.channels_per_node <= affordable:
             raise DemoError(
@@ -290,7 +296,7 @@ async def _start_proposers(
     options: DemoOptions,
     rng: random.Random,
 ) -> None:
-    """One built-in demo proposer per companion (until the planner proposes opens itself)."""
+    """One built-in demo proposer per companion, when asked for (``--demo-proposals``)."""
     every = options.proposal_interval_s
     if every is None:
         return

@@ -1,5 +1,6 @@
-"""In the demo, the built-in demo proposer's proposals appear: pending on the advisor
-companion, decided and executed on the autonomous ones."""
+"""In the demo, the real producers' proposals appear: the planner's opens pending on the
+advisor companion, decided and executed on the autonomous ones; the built-in demo proposer's
+random ones (labelled "demo:") only with ``--demo-proposals``."""
 
 from __future__ import annotations
 
@@ -13,19 +14,50 @@ from hive.demo.run import DemoOptions, run_demo
 from hive.node.sim import generate_graph
 
 
-async def test_demo_shows_pending_and_decided_proposals(
+def proposal_rows(text: str) -> list[list[str]]:
+    """The proposal rows of every screen drawn: companion, id, kind, target, state, by, ..."""
+    return [line.split() for line in text.splitlines() if line.startswith("  hive-")]
+
+
+async def test_the_default_demo_shows_the_planners_proposals_and_no_demo_ones(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     out = io.StringIO()
-    options = DemoOptions(nodes=2, graph="generated", duration_s=3 * 3600, data_dir=tmp_path)
+    options = DemoOptions(graph="generated", duration_s=3600, data_dir=tmp_path)
+    assert options.proposal_interval_s is None  # the demo proposer is off by default
+    await run_demo(options, out, graph=generate_graph(200, seed=2))
+    text = out.getvalue()
+    last = text.split("hive demo | simulated")[-1]
+    assert "proposals (pending first; by: the proposer while pending, then who decided):" in last
+    rows = proposal_rows(last)
+    # The advisor companion's planned opens wait for its operator ...
+    assert ["hive-1", "open-channel", "pending", "planner"] in [
+        [row[0], row[2], row[4], row[5]] for row in rows
+    ]
+    # ... the autonomous companions' were decided and executed within the limits.
+    assert any(
+        row[0] != "hive-1"
+        and row[2:6:2] == ["open-channel", "succeeded"]
+        and row[5] == "autonomous"
+        for row in rows
+    )
+    assert "nothing to open" not in last
+    # Nothing from the demo proposer on any screen: no random proposal, no fee change.
+    everything = proposal_rows(text)
+    assert everything
+    assert not [row for row in everything if "demo" in row[5:6] or row[2] == "set-fee"]
+
+
+async def test_demo_proposals_add_random_ones_when_asked(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    out = io.StringIO()
+    options = DemoOptions(
+        nodes=2, graph="generated", duration_s=900, data_dir=tmp_path, proposal_interval_s=60.0
+    )
     await run_demo(options, out, graph=generate_graph(40, seed=2))
-    last = out.getvalue().split("hive demo | simulated")[-1]
-    assert "proposals (pending first; from the planner and the built-in demo proposer):" in last
-    rows = [line.split() for line in last.splitlines() if line.startswith("  hive-")]
-    states = {(row[0], row[4]) for row in rows}
-    assert ("hive-1", "pending") in states  # the advisor companion waits for its operator
-    assert any(c != "hive-1" and s == "succeeded" for c, s in states)
-    assert any(row[5] == "autonomous" for row in rows if row[0] != "hive-1")
+    rows = proposal_rows(out.getvalue())
+    assert ["hive-1", "pending", "demo"] in [[row[0], row[4], row[5]] for row in rows]
 
 
 def test_event_lines_and_rows_for_the_screen() -> None:

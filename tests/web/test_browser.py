@@ -136,6 +136,8 @@ async def test_demo_fleet_in_chromium(tmp_path: Path, fast_clock: trio.testing.M
         channels_per_node=2,
         data_dir=tmp_path,
         web=Bind("127.0.0.1", 0),
+        # The demo proposer's proposals (one a simulated minute) give the page one to approve
+        # within seconds, whatever the planner assigns to the advisor companion.
         proposal_interval_s=60.0,
     )
     screenshot = ARTIFACTS / "live-view.png"
