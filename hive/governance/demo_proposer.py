@@ -1,10 +1,11 @@
 """The built-in demo proposer's choice (pure): what to propose next (random opens to hubs,
 beside the planner's, so the demo shows decisions early).
 
-This is **not** the planner. It exists so that ``hive demo`` shows the decision engine at work
-(proposals pending, approved, held by a limit, executed) before the real producers (planner,
-rebalancer, ban logic) exist. Its proposals say so: ``proposer`` is ``demo-proposer`` and every
-reason starts with "demo:". It picks at random, within reason:
+This is **not** the planner. It was written so that ``hive demo`` showed the decision engine at
+work (proposals pending, approved, held by a limit, executed) before the real producers (planner,
+rebalancer, ban logic) existed; now they do, it runs only when asked (``hive demo
+--demo-proposals S``), for more and other kinds of proposals. Its proposals say so: ``proposer``
+is ``demo-proposer`` and every reason starts with "demo:". It picks at random, within reason:
 
 * while the node has fewer than ``max_channels`` channels: open ``amount_sat`` to a candidate
   (a well-connected node) it has no channel with and no open proposal for;

@@ -122,7 +122,7 @@ def test_generated_graph_is_deterministic() -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_generated_graph_has_hubs_like_the_real_network(seed: int) -> None:
     """A few nodes hold many channels, most a handful (preferential attachment); a uniformly
-    random graph (every node near 6 channels, the largest near 14) gives the planner nothing."""
+    random graph (every node near 6 channels, the largest near 14) gives the planner little."""
     graph = generate_graph(200, seed=seed)
     degrees = sorted(len(channels) for channels in graph.adjacency)
     median, largest = degrees[len(degrees) // 2], degrees[-1]

@@ -1,6 +1,7 @@
 """The built-in demo proposer's loop: submits :func:`hive.governance.demo_proposer.next_proposal`
-to one companion's engine every ``interval_s`` (simulated) seconds. Only ``hive demo`` runs it;
-the planner replaces it. Node errors skip a round; refusals are logged, never fatal."""
+to one companion's engine every ``interval_s`` (simulated) seconds. Only ``hive demo
+--demo-proposals S`` runs it, beside the real producers (the planner, the rebalancer, ban votes).
+Node errors skip a round; refusals are logged, never fatal."""
 
 from __future__ import annotations
 

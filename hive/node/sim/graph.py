@@ -419,8 +419,9 @@ def generate_graph(
     probability proportional to its channels + 1), which makes the graph connected; then
     ``extra_channels`` more channels (default ``2 * n_nodes``), each from a uniformly chosen
     node to one chosen the same way, add cycles. (A uniformly random graph has no hubs: every
-    node is about as far from every payer, so no new channel makes a route cheaper and the
-    coverage planner rightly finds nothing worth opening.) Policies are drawn from typical
+    node is about as far from every payer, so a new channel makes no typical payer's route
+    cheaper, and the coverage planner, which judges by typical payers, finds little or nothing
+    worth opening.) Policies are drawn from typical
     mainnet values; every direction is routable. Scids are ``100000+i x 1 x 0``.
     """
     if n_nodes < 2:
