@@ -202,3 +202,15 @@ def test_an_unreadable_kept_record_is_refused_in_one_line(
     assert rc == 2
     assert err.startswith(f"hive demo: {fleet / 'demo.json'} cannot be read (")
     assert err.endswith("; use another --data-dir\n")
+
+
+@pytest.mark.parametrize(("argv", "every"), [([], None), (["--demo-proposals", "600"], 600.0)])
+def test_demo_proposals_are_off_unless_asked_for(
+    argv: list[str], every: float | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hive.demo import run as demo_run
+
+    seen: list[demo_run.DemoOptions] = []
+    monkeypatch.setattr(demo_run, "run", lambda options, _out: seen.append(options))  # no loop
+    assert main(["demo", *argv]) == 0
+    assert seen[0].proposal_interval_s == every
