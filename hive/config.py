@@ -140,6 +140,17 @@ class BanConfig:
     dust_open_sat: int = 50_000
     dust_open_count: int = 3
     window_s: float = 86_400.0
+    # slow-htlc-jamming: at least `jam_min_count` forwards of at most `jam_small_sat` from or
+    # through one peer within `window_s`, each held at least `jam_min_hold_s` and at least
+    # `jam_hold_multiple` times the median hold of our other peers' forwards.
+    jam_small_sat: int = 10_000
+    jam_min_hold_s: float = 30.0
+    jam_hold_multiple: float = 10.0
+    jam_min_count: int = 20
+    # force-closes: at least `force_close_count` channels closed unilaterally by one peer
+    # (it sent an error or broadcast its commitment) within `force_close_window_s`.
+    force_close_count: int = 2
+    force_close_window_s: float = 30 * 86_400.0
     # Bounds on every member's bans (all members enforce them on every ban they accept).
     default_ttl_s: float = 7 * 86_400.0
     max_ttl_s: float = 30 * 86_400.0
