@@ -270,6 +270,9 @@ class Planner:
         self._served: dict[NodeId, list[NodeId]] = {}  # target -> members with a channel to it
         # Signed bans (hive/actors/bans.py): the runtime sets this to Bans.banned_peers.
         self.banned_peers: Callable[[], list[NodeId]] = list
+        # Contribution standings (hive/actors/reputation.py): the runtime sets this to the
+        # rebalancer's Standings.leeches; a leech's channels weigh less in the plan.
+        self.leeches: Callable[[], frozenset[NodeId]] = frozenset
         self.opener = FleetOpener(
             node=node,
             locks=locks,
@@ -300,6 +303,10 @@ class Planner:
             )
         ]
         stale = self.fleet.statemap.stale(self.now_ms())
+        leeches = self.leeches()
+        penalty = self.settings.planner.leech_penalty_msat
+        if self.node_id in leeches:
+            members[0] = attrs.evolve(members[0], penalty_msat=penalty)
         for member in self.fleet.statemap.members():
             entry = self.fleet.statemap.entry(member)
             if member == self.node_id or entry is None or member in stale:
@@ -310,6 +317,7 @@ class Planner:
                     member,
                     frozenset(edge.peer.hex() for edge in state.topology),
                     state.liquidity.onchain_sat,
+                    penalty_msat=penalty if member in leeches else 0,
                 )
             )
         return members
