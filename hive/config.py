@@ -156,8 +156,12 @@ class BanConfig:
     max_ttl_s: float = 30 * 86_400.0
     max_per_day: int = 5
     permanent_quorum: int = 3
-    # Repair: ban-book digests go to connected members this often.
+    # Repair: ban-book digests go to connected members this often. A member whose digest
+    # differs gets our book at most `sync_answer_burst` times at once, then once per
+    # `sync_answer_gap_s` (digests arriving faster are counted and ignored).
     sync_interval_s: float = 300.0
+    sync_answer_gap_s: float = 60.0
+    sync_answer_burst: int = 2
 
 
 @attrs.frozen

@@ -79,6 +79,7 @@ from hive.protocol.bans import (
 from hive.protocol.bans.records import MAX_RULE, MAX_SYNC_BANS
 from hive.protocol.membership import ROLE_ADMIN
 from hive.protocol.wire.facade import Received
+from hive.ratelimit import KeyedRateLimiter
 from hive.store import Store
 from hive.store import bans as sql
 from hive.supervisor import Inbox
@@ -159,6 +160,12 @@ class Bans:
         self._proposed: dict[str, str] = {}  # peer -> open proposal id
         self.refused_opens = 0
         self.disconnected = 0
+        self.disconnected_on_connect = 0
+        # Repair answers (a whole book) per asking member: bounded, so a member sending
+        # digest after digest cannot make us send our book over and over (amplification).
+        self._sync_answers = KeyedRateLimiter(
+            rate=1.0 / config.sync_answer_gap_s, burst=config.sync_answer_burst
+        )
         self.refusals: dict[str, int] = {}
         self._suspicious = trio.Event()
         self._rules_lock = trio.Lock()
@@ -244,6 +251,8 @@ class Bans:
             nursery.start_soon(self._messages)
             nursery.start_soon(self._node_events)
             nursery.start_soon(self._early_checks)
+            for peer in self.banned_peers():  # holds are in memory: take ours again
+                await self._apply(peer)
             task_status.started()
             while True:
                 await self.tick()
@@ -324,10 +333,21 @@ class Bans:
                 channel = event.short_channel_id or f"unconfirmed@{now}"
                 self.obs.force_closed(event.peer_id, channel, now)
                 self._suspicious.set()
-            elif (
-                isinstance(event, PeerConnected) and event.peer_id in self.membership.fleet_peers()
-            ):
-                await self._send_digest([event.peer_id])
+            elif isinstance(event, PeerConnected):
+                if event.peer_id in self.membership.fleet_peers():
+                    await self._send_digest([event.peer_id])
+                elif self.is_banned(event.peer_id):
+                    await self._disconnect_on_connect(event.peer_id)
+
+    async def _disconnect_on_connect(self, peer: NodeId) -> None:
+        """A banned peer just connected: drop it at once when no channel is at stake."""
+        before = self.disconnected
+        try:
+            await self._disconnect_idle(peer)
+        except (NodeError, TransientError) as exc:
+            log.warning("bans: could not disconnect banned peer %s: %s", peer, exc)
+            return
+        self.disconnected_on_connect += self.disconnected - before
 
     async def _forwarded(self, event: Forwarded, now: int) -> None:
         out_peer = await self._peer_of(event.out_channel)
@@ -371,13 +391,22 @@ class Bans:
             elif isinstance(message, BanSync):
                 await self.accept(list(message.bans), list(message.unbans), came_from=None)
             elif isinstance(message, BanDigest):
-                book = self._ensure_book()
-                if book is None or message.digest == book.digest():
-                    continue
-                if book.bans() or book.unbans():
-                    await self._send(received.peer_id, self._sync_message(book))
-                if not message.answer:
-                    await self._send_digest([received.peer_id], answer=True)
+                await self._repair(received.peer_id, message)
+
+    async def _repair(self, peer: NodeId, message: BanDigest) -> None:
+        """A member's digest differs from ours: send our book, and our digest back so its
+        book comes to us; at most ``sync_answer_burst`` answers per member, then one per
+        ``sync_answer_gap_s`` (each answer is at most one BanSync and one digest)."""
+        book = self._ensure_book()
+        if book is None or message.digest == book.digest():
+            return
+        if not self._sync_answers.allow(peer, trio.current_time()):
+            self.refusals["sync-rate"] = self.refusals.get("sync-rate", 0) + 1
+            return
+        if book.bans() or book.unbans():
+            await self._send(peer, self._sync_message(book))
+        if not message.answer:
+            await self._send_digest([peer], answer=True)
 
     def _sync_message(self, book: BanBook) -> BanSync:
         return BanSync(
@@ -454,7 +483,9 @@ class Bans:
         a banned peer's connection when no channel is at stake."""
         banned = self.is_banned(peer)
         try:
-            await self.node.set_open_ignored(peer, banned, "banned by the fleet" if banned else "")
+            await self.node.set_open_ignored(
+                peer, banned, "banned by the fleet" if banned else "", holder=PROPOSER
+            )
             if banned:
                 await self._disconnect_idle(peer)
         except (NodeError, TransientError) as exc:
@@ -574,6 +605,7 @@ class Bans:
             "overrides": dict(self._overrides),
             "refused_opens": self.refused_opens,
             "disconnected": self.disconnected,
+            "disconnected_on_connect": self.disconnected_on_connect,
             "refusals": dict(self.refusals),
         }
 

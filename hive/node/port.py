@@ -363,9 +363,13 @@ class NodePort(Protocol):
         """Counters of this implementation (RPC calls and errors, events), for `hive-status`."""
         ...
 
-    async def set_open_ignored(self, peer_id: NodeId, ignored: bool, reason: str) -> None:
+    async def set_open_ignored(
+        self, peer_id: NodeId, ignored: bool, reason: str, *, holder: str = ""
+    ) -> None:
         """Stop (or resume) considering ``peer_id`` for channel opens, including telling
-        other automation such as CLBOSS where it runs."""
+        other automation such as CLBOSS where it runs. Holds are kept per ``holder`` (bans,
+        saturation, an open in progress; :mod:`hive.node.ignores`): the peer stays ignored
+        while any holder holds it, and one holder's release never lifts another's hold."""
         ...
 
     async def set_fee_unmanaged(self, peer_id: NodeId, unmanaged: bool) -> None:

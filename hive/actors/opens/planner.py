@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 ACTOR = "planner"
 OPEN_REASON = "hive: the fleet is opening to it"
+IGNORE_HOLDER = "open"  # our hold on a target while opening to it (hive/node/ignores.py)
 LIVE_STATES = ("proposed", "executing", "opening")
 
 
@@ -161,7 +162,7 @@ class FleetOpener:
                 if refusal is not None:
                     raise ExecutionFailed(f"re-check failed: {refusal}", calls=calls)
                 await self._step(proposal, "rechecked", "re-checked at execution: still wanted")
-                await self.node.set_open_ignored(target, True, OPEN_REASON)
+                await self.node.set_open_ignored(target, True, OPEN_REASON, holder=IGNORE_HOLDER)
                 unmanaged = True
                 calls.append(f"clboss-unmanage {target} open")
                 await self._save(target, proposal, "executing", "", unmanaged)
@@ -231,9 +232,11 @@ class FleetOpener:
         await self.store.run("save_open", lambda c: sql.save_open(c, row))
 
     async def _release(self, target: NodeId) -> None:
-        """Give the target back to CLBOSS, unless saturation keeps it ignored."""
-        if target not in self.fleet.ignore_reasons:
-            await self.node.set_open_ignored(target, False, "hive: the fleet's open is done")
+        """Drop our hold on the target; CLBOSS gets it back once no other holder (saturation,
+        a ban) keeps it ignored (hive/node/ignores.py)."""
+        await self.node.set_open_ignored(
+            target, False, "hive: the fleet's open is done", holder=IGNORE_HOLDER
+        )
 
 
 class Planner:
@@ -458,8 +461,10 @@ class Planner:
                 c, now, "confirmed", ACTOR, body, proposal_id=row.proposal_id, kind="open-channel"
             ),
         )
-        if row.unmanaged and row.target not in self.fleet.ignore_reasons:
-            await self.node.set_open_ignored(row.target, False, "hive: the fleet's open is done")
+        if row.unmanaged:  # our hold only: saturation's or a ban's stays (hive/node/ignores.py)
+            await self.node.set_open_ignored(
+                row.target, False, "hive: the fleet's open is done", holder=IGNORE_HOLDER
+            )
         await self._mark(attrs.evolve(row, unmanaged=False), "confirmed")
         log.info("open to %s confirmed as %s", row.target, scid)
 
