@@ -8,6 +8,7 @@ from pathlib import Path
 import attrs
 
 from hive.fleet.rebalance import RebalancePolicy
+from hive.fleet.reputation import ReputationRules
 from hive.governance.limits import Limits
 from hive.web.access import Bind
 
@@ -177,3 +178,5 @@ class HiveConfig:
     decisions: DecisionConfig = attrs.field(factory=DecisionConfig)
     web: WebConfig = attrs.field(factory=WebConfig)
     bans: BanConfig = attrs.field(factory=BanConfig)
+    # Contribution standings (docs/REPUTATION.md): smoothing, grace for new members, bounds.
+    reputation: ReputationRules = attrs.field(factory=ReputationRules)

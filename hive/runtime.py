@@ -234,6 +234,7 @@ class Runtime:
             )
             rebalancer.fee_policy = feepolicy
             rebalancer.is_banned = bans.is_banned
+            rebalancer.standings.rules = self.config.reputation
             await rebalancer.load()
             gossip.rebalancing = rebalancer
             self.feepolicy, self.rebalancer = feepolicy, rebalancer

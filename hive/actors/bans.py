@@ -606,6 +606,15 @@ class Bans:
             "refused_opens": self.refused_opens,
             "disconnected": self.disconnected,
             "disconnected_on_connect": self.disconnected_on_connect,
+            # What the rules are watching now: channels each peer force-closed (within the
+            # close window), and resolved forwards with a hold time (within the window).
+            "watching": {
+                "force_closes": {
+                    peer: [channel for _, channel in events]
+                    for peer, events in sorted(self.obs.closes.items())
+                },
+                "held_forwards": len(self.obs.holds),
+            },
             "refusals": dict(self.refusals),
         }
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hive.fleet.reputation import LEECH, Inputs, Score, score
+from hive.fleet.reputation import LEECH, Inputs, ReputationRules, Score, score
 from hive.fleet.statemap import StateMap
 from hive.node.port import NodeId
 from hive.protocol.gossip.state import RebalanceTotals
@@ -31,7 +31,9 @@ class Standings:
         store: Store,
         own_totals: Callable[[], RebalanceTotals],
         now_ms: Callable[[], int],
+        rules: ReputationRules | None = None,
     ) -> None:
+        self.rules = rules or ReputationRules()
         self.membership = membership
         self.statemap = statemap
         self.store = store
@@ -68,7 +70,7 @@ class Standings:
                 claimed_consumed_msat=None if claimed is None else claimed.consumed_msat,
                 observed_provided_msat=observed.get(member, 0),
             )
-            scores[member] = score(inputs, now)
+            scores[member] = score(inputs, now, self.rules)
         self._scores = scores
         self._leeches = frozenset(m for m, s in scores.items() if s.standing == LEECH)
         return list(scores.values())

@@ -42,6 +42,8 @@ async def test_a_peer_that_force_closes_twice_is_proposed_for_a_ban(network: Net
             peer_force_closes(ld, first)
             await trio.sleep(2)
             assert (await ld.call_plugin("hive-pending"))["pending"] == []  # once is no pattern
+            watching = (await ld.call_plugin("hive-bans"))["watching"]
+            assert watching["force_closes"] == {CLOSER: [first]}  # its two steps count once
             peer_force_closes(ld, second)
             (proposal,) = await ban_proposals(ld, CLOSER)
             why = await ld.call_plugin("hive-why", {"id": proposal["id"]})
