@@ -191,6 +191,12 @@ def leech_hops(route: Route, leeches: Collection[NodeId]) -> int:
     return sum(1 for hop in route.hops[:-1] if hop.node_id in leeches)
 
 
+def route_rank(route: Route, leeches: Collection[NodeId]) -> tuple[bool, int]:
+    """Smaller is better: any route without a leech among its hops before any with one,
+    then the cheaper."""
+    return leech_hops(route, leeches) > 0, route.fee_msat
+
+
 # ---------------------------------------------------------------------------------------------
 # The expected-value gate
 
@@ -392,6 +398,7 @@ __all__ = [
     "leech_hops",
     "max_fee_msat",
     "needs",
+    "route_rank",
     "serve_last",
     "shares",
     "sources",

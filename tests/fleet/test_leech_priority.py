@@ -10,6 +10,7 @@ import attrs
 from hive.fleet import rebalance as rules
 from hive.fleet.planner import plan
 from hive.fleet.reputation import Inputs, ReputationRules, score
+from hive.node.port import Route, RouteHop
 
 from .helpers import node
 from .test_planner import CONFIG, HUBS, MEMBERS, REMOTE, graph
@@ -60,6 +61,25 @@ def test_a_route_through_a_leech_counts_its_hops() -> None:
     assert rules.leech_hops(route, {M2}) == 1
     assert rules.leech_hops(route, {US}) == 0  # the payer is not a forwarding hop
     assert rules.leech_hops(route, set()) == 0
+
+
+def via(middle: str, fee_msat: int) -> Route:
+    """US -> MIDDLE -> OUT -> US delivering 1000 msat; MIDDLE charges ``fee_msat``."""
+    return Route(
+        hops=(
+            RouteHop(middle, "1x0x0", 1000 + fee_msat, 20),
+            RouteHop(OUT, "2x0x0", 1000, 10),
+            RouteHop(US, "3x0x0", 1000, 10),
+        )
+    )
+
+
+def test_a_route_around_a_leech_wins_even_when_dearer() -> None:
+    cheap, dear = via(LEECH, 0), via(M1, 500)
+    assert min([dear, cheap], key=lambda r: rules.route_rank(r, set())) is cheap
+    assert min([cheap, dear], key=lambda r: rules.route_rank(r, {LEECH})) is dear
+    only = via(LEECH, 900)  # no other route: the leech's is still taken
+    assert min([only], key=lambda r: rules.route_rank(r, {LEECH})) is only
 
 
 def test_the_planner_weighs_a_leech_s_channels_less() -> None:

@@ -390,8 +390,9 @@ class Rebalancer:
                 )
                 continue
             # Routes through leech members only when no other was found, then the cheapest.
-            rank = (rules.leech_hops(route, leeches) > 0, route.fee_msat)
-            if best is None or rank < (rules.leech_hops(best[0], leeches) > 0, best[0].fee_msat):
+            if best is None or rules.route_rank(route, leeches) < rules.route_rank(
+                best[0], leeches
+            ):
                 best = (route, source)
         if best is None:
             wait = self.backoff.failed(need.scid, now, self.policy)
