@@ -8,6 +8,7 @@ from pathlib import Path
 import attrs
 
 from hive.fleet.rebalance import RebalancePolicy
+from hive.fleet.reputation import ReputationRules
 from hive.governance.limits import Limits
 from hive.web.access import Bind
 
@@ -140,13 +141,28 @@ class BanConfig:
     dust_open_sat: int = 50_000
     dust_open_count: int = 3
     window_s: float = 86_400.0
+    # slow-htlc-jamming: at least `jam_min_count` forwards of at most `jam_small_sat` from or
+    # through one peer within `window_s`, each held at least `jam_min_hold_s` and at least
+    # `jam_hold_multiple` times the median hold of our other peers' forwards.
+    jam_small_sat: int = 10_000
+    jam_min_hold_s: float = 30.0
+    jam_hold_multiple: float = 10.0
+    jam_min_count: int = 20
+    # force-closes: at least `force_close_count` channels closed unilaterally by one peer
+    # (it sent an error or broadcast its commitment) within `force_close_window_s`.
+    force_close_count: int = 2
+    force_close_window_s: float = 30 * 86_400.0
     # Bounds on every member's bans (all members enforce them on every ban they accept).
     default_ttl_s: float = 7 * 86_400.0
     max_ttl_s: float = 30 * 86_400.0
     max_per_day: int = 5
     permanent_quorum: int = 3
-    # Repair: ban-book digests go to connected members this often.
+    # Repair: ban-book digests go to connected members this often. A member whose digest
+    # differs gets our book at most `sync_answer_burst` times at once, then once per
+    # `sync_answer_gap_s` (digests arriving faster are counted and ignored).
     sync_interval_s: float = 300.0
+    sync_answer_gap_s: float = 60.0
+    sync_answer_burst: int = 2
 
 
 @attrs.frozen
@@ -162,3 +178,5 @@ class HiveConfig:
     decisions: DecisionConfig = attrs.field(factory=DecisionConfig)
     web: WebConfig = attrs.field(factory=WebConfig)
     bans: BanConfig = attrs.field(factory=BanConfig)
+    # Contribution standings (docs/REPUTATION.md): smoothing, grace for new members, bounds.
+    reputation: ReputationRules = attrs.field(factory=ReputationRules)

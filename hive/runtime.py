@@ -234,6 +234,7 @@ class Runtime:
             )
             rebalancer.fee_policy = feepolicy
             rebalancer.is_banned = bans.is_banned
+            rebalancer.standings.rules = self.config.reputation
             await rebalancer.load()
             gossip.rebalancing = rebalancer
             self.feepolicy, self.rebalancer = feepolicy, rebalancer
@@ -262,6 +263,7 @@ class Runtime:
             )
             self.locks, self.planner = locks, planner
             planner.banned_peers = bans.banned_peers
+            planner.leeches = rebalancer.standings.leeches
             planner.opener.is_banned = bans.is_banned
             self.transport, self.liveness, self.membership = transport, liveness, membership
             self.fleet, self.gossip = fleet, gossip
@@ -354,9 +356,9 @@ class Runtime:
         return bound
 
     async def _cmd_reputation(self, params: Mapping[str, Any]) -> JsonDict:
-        if self.membership is None or self.fleet is None or self.rebalancer is None:
+        if self.membership is None or self.rebalancer is None:
             raise CommandError(CommandError.NOT_READY, "the companion is still starting")
-        return await reputation_command(self.membership, self.fleet, self.rebalancer, params)
+        return await reputation_command(self.membership, self.rebalancer, params)
 
     def _bans_handler(
         self, method: Callable[[Bans, Mapping[str, Any]], Awaitable[JsonDict]]

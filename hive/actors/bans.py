@@ -1,7 +1,8 @@
 """The ban actor: detection rules, the ban-peer/unban-peer executors, spreading and applying
 signed bans (issue 12; rules and bounds in docs/REPUTATION.md, records in docs/PROTOCOL.md).
 
-* **Detect**: node events (forward outcomes, channels opened to us) feed
+* **Detect**: node events (forward outcomes and hold times, channels opened to us, channels
+  the peer force-closed) feed
   :class:`~hive.fleet.banrules.Observations`; every ``check_s`` the rules of
   :mod:`hive.fleet.banrules` run and each new trigger becomes a ``ban-peer`` proposal through
   the decision engine, with the rule's evidence (one open proposal per peer at a time).
@@ -51,6 +52,7 @@ from hive.governance.proposal import Cost, Draft, ExecutionResult, Proposal, Pro
 from hive.node.port import (
     ChannelOpened,
     ChannelState,
+    ChannelStateChanged,
     Forwarded,
     NodeEvent,
     NodeId,
@@ -77,6 +79,7 @@ from hive.protocol.bans import (
 from hive.protocol.bans.records import MAX_RULE, MAX_SYNC_BANS
 from hive.protocol.membership import ROLE_ADMIN
 from hive.protocol.wire.facade import Received
+from hive.ratelimit import KeyedRateLimiter
 from hive.store import Store
 from hive.store import bans as sql
 from hive.supervisor import Inbox
@@ -85,6 +88,7 @@ log = logging.getLogger(__name__)
 
 PROPOSER = "bans"
 CHECK_S = 60.0
+EARLY_CHECK_S = 1.0
 
 
 def _ban_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -145,7 +149,9 @@ class Bans:
         self.events: Inbox[NodeEvent] = Inbox(1024)
         transport.subscribe((BanAnnounce, UnbanAnnounce, BanDigest, BanSync), self.inbox)
         transport.subscribe_events(self.events)
-        self.obs = Observations(int(config.window_s * 1000))
+        self.obs = Observations(
+            int(config.window_s * 1000), int(config.force_close_window_s * 1000)
+        )
         self.book: BanBook | None = None
         self._stored: tuple[list[Ban], list[Unban]] = ([], [])
         self._overrides: dict[str, str] = {}
@@ -154,7 +160,15 @@ class Bans:
         self._proposed: dict[str, str] = {}  # peer -> open proposal id
         self.refused_opens = 0
         self.disconnected = 0
+        self.disconnected_on_connect = 0
+        # Repair answers (a whole book) per asking member: bounded, so a member sending
+        # digest after digest cannot make us send our book over and over (amplification).
+        self._sync_answers = KeyedRateLimiter(
+            rate=1.0 / config.sync_answer_gap_s, burst=config.sync_answer_burst
+        )
         self.refusals: dict[str, int] = {}
+        self._suspicious = trio.Event()
+        self._rules_lock = trio.Lock()
 
     # --- reading (thread-safe) -------------------------------------------------------------------
 
@@ -236,10 +250,28 @@ class Bans:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._messages)
             nursery.start_soon(self._node_events)
+            nursery.start_soon(self._early_checks)
+            for peer in self.banned_peers():  # holds are in memory: take ours again
+                await self._apply(peer)
             task_status.started()
             while True:
                 await self.tick()
                 await trio.sleep(min(CHECK_S, self.config.sync_interval_s))
+
+    async def _early_checks(self) -> None:
+        """Run the rules soon after a suspicious event (a force close by the peer, a small
+        HTLC held past the floor) instead of at the next check; a burst is judged once."""
+        while True:
+            await self._suspicious.wait()
+            await trio.sleep(EARLY_CHECK_S)
+            self._suspicious = trio.Event()
+            if self._ensure_book() is not None:
+                await self._check_rules()
+
+    async def _check_rules(self) -> None:
+        async with self._rules_lock:  # the periodic and the early check never overlap
+            for trigger in evaluate(self.obs, self.config):
+                await self._propose(trigger)
 
     async def tick(self) -> None:
         """Prune, run the rules, send digests (once per check)."""
@@ -256,8 +288,7 @@ class Bans:
             self._refresh()
             for ban in gone:
                 await self._apply(ban.body.peer.hex())
-        for trigger in evaluate(self.obs, self.config):
-            await self._propose(trigger)
+        await self._check_rules()
         if self._snapshot:
             await self._enforce()
         await self._send_digest(self.membership.fleet_peers())
@@ -294,19 +325,51 @@ class Bans:
     async def _node_events(self) -> None:
         async for event in self.events.receive:
             now = self.now_ms()
-            if isinstance(event, Forwarded) and event.out_channel:
-                peer = self._scids.get(event.out_channel)
-                if peer is None:
-                    await self._learn_channels()
-                    peer = self._scids.get(event.out_channel)
-                if peer is not None:
-                    self.obs.forward(peer, not event.settled, now)
+            if isinstance(event, Forwarded):
+                await self._forwarded(event, now)
             elif isinstance(event, ChannelOpened) and not event.ours:
                 self.obs.opened(event.peer_id, event.funding_msat // 1000, now)
-            elif (
-                isinstance(event, PeerConnected) and event.peer_id in self.membership.fleet_peers()
+            elif isinstance(event, ChannelStateChanged) and event.forced_by_peer:
+                channel = event.short_channel_id or f"unconfirmed@{now}"
+                self.obs.force_closed(event.peer_id, channel, now)
+                self._suspicious.set()
+            elif isinstance(event, PeerConnected):
+                if event.peer_id in self.membership.fleet_peers():
+                    await self._send_digest([event.peer_id])
+                elif self.is_banned(event.peer_id):
+                    await self._disconnect_on_connect(event.peer_id)
+
+    async def _disconnect_on_connect(self, peer: NodeId) -> None:
+        """A banned peer just connected: drop it at once when no channel is at stake."""
+        before = self.disconnected
+        try:
+            await self._disconnect_idle(peer)
+        except (NodeError, TransientError) as exc:
+            log.warning("bans: could not disconnect banned peer %s: %s", peer, exc)
+            return
+        self.disconnected_on_connect += self.disconnected - before
+
+    async def _forwarded(self, event: Forwarded, now: int) -> None:
+        out_peer = await self._peer_of(event.out_channel)
+        if out_peer is not None:
+            self.obs.forward(out_peer, not event.settled, now)
+        if event.hold_ms is not None:
+            in_peer = await self._peer_of(event.in_channel)
+            self.obs.held(in_peer, out_peer, event.in_msat, event.hold_ms, now)
+            if (
+                event.hold_ms >= self.config.jam_min_hold_s * 1000
+                and event.in_msat <= self.config.jam_small_sat * 1000
             ):
-                await self._send_digest([event.peer_id])
+                self._suspicious.set()
+
+    async def _peer_of(self, scid: str) -> NodeId | None:
+        if not scid:
+            return None
+        peer = self._scids.get(scid)
+        if peer is None:
+            await self._learn_channels()
+            peer = self._scids.get(scid)
+        return peer
 
     async def _learn_channels(self) -> None:
         try:
@@ -328,13 +391,22 @@ class Bans:
             elif isinstance(message, BanSync):
                 await self.accept(list(message.bans), list(message.unbans), came_from=None)
             elif isinstance(message, BanDigest):
-                book = self._ensure_book()
-                if book is None or message.digest == book.digest():
-                    continue
-                if book.bans() or book.unbans():
-                    await self._send(received.peer_id, self._sync_message(book))
-                if not message.answer:
-                    await self._send_digest([received.peer_id], answer=True)
+                await self._repair(received.peer_id, message)
+
+    async def _repair(self, peer: NodeId, message: BanDigest) -> None:
+        """A member's digest differs from ours: send our book, and our digest back so its
+        book comes to us; at most ``sync_answer_burst`` answers per member, then one per
+        ``sync_answer_gap_s`` (each answer is at most one BanSync and one digest)."""
+        book = self._ensure_book()
+        if book is None or message.digest == book.digest():
+            return
+        if not self._sync_answers.allow(peer, trio.current_time()):
+            self.refusals["sync-rate"] = self.refusals.get("sync-rate", 0) + 1
+            return
+        if book.bans() or book.unbans():
+            await self._send(peer, self._sync_message(book))
+        if not message.answer:
+            await self._send_digest([peer], answer=True)
 
     def _sync_message(self, book: BanBook) -> BanSync:
         return BanSync(
@@ -411,7 +483,9 @@ class Bans:
         a banned peer's connection when no channel is at stake."""
         banned = self.is_banned(peer)
         try:
-            await self.node.set_open_ignored(peer, banned, "banned by the fleet" if banned else "")
+            await self.node.set_open_ignored(
+                peer, banned, "banned by the fleet" if banned else "", holder=PROPOSER
+            )
             if banned:
                 await self._disconnect_idle(peer)
         except (NodeError, TransientError) as exc:
@@ -531,6 +605,16 @@ class Bans:
             "overrides": dict(self._overrides),
             "refused_opens": self.refused_opens,
             "disconnected": self.disconnected,
+            "disconnected_on_connect": self.disconnected_on_connect,
+            # What the rules are watching now: channels each peer force-closed (within the
+            # close window), and resolved forwards with a hold time (within the window).
+            "watching": {
+                "force_closes": {
+                    peer: [channel for _, channel in events]
+                    for peer, events in sorted(self.obs.closes.items())
+                },
+                "held_forwards": len(self.obs.holds),
+            },
             "refusals": dict(self.refusals),
         }
 

@@ -11,12 +11,13 @@ the topic (``{"connect": {...}}``); older versions sent it flat. Both are accept
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 from typing import Any
 
 import attrs
 
-from hive.cln.views import channel_state, msat
+from hive.cln.views import channel_state, msat, starts_unilateral_close, state_cause
 from hive.errors import NodeError
 from hive.node.port import (
     ChannelOpened,
@@ -78,11 +79,15 @@ def to_node_event(
             )
         if raw.topic == "channel_state_changed":
             old = body.get("old_state")
+            old_name = old if isinstance(old, str) and old else None
+            new_name = _str(body, "new_state")
             return ChannelStateChanged(
                 peer_id=_str(body, "peer_id"),
                 short_channel_id=body.get("short_channel_id") or None,
-                old_state=channel_state(old) if isinstance(old, str) and old else None,
-                new_state=channel_state(_str(body, "new_state")),
+                old_state=None if old_name is None else channel_state(old_name),
+                new_state=channel_state(new_name),
+                cause=state_cause(body.get("cause")),
+                unilateral=starts_unilateral_close(old_name, new_name),
             )
         if raw.topic == "forward_event":
             return _forward(body)
@@ -125,7 +130,26 @@ def _forward(body: Mapping[str, Any]) -> Forwarded | None:
         in_msat=msat(body.get("in_msat", 0)),
         out_msat=msat(body.get("out_msat", 0)),
         settled=status == "settled",
+        hold_ms=_hold_ms(body),
     )
+
+
+def _hold_ms(body: Mapping[str, Any]) -> int | None:
+    """``resolved_time - received_time`` (seconds as floats since CLN 0.10) in milliseconds;
+    None when either is absent (``local_failed`` has no ``resolved_time``) or the node's clock
+    stepped back between them."""
+    received, resolved = body.get("received_time"), body.get("resolved_time")
+    if received is None or resolved is None:
+        return None
+    for value in (received, resolved):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ValueError(f"received_time/resolved_time should be numbers, got {value!r}")
+    held = resolved - received
+    return None if held < 0 else round(held * 1000)
 
 
 def _str(body: Mapping[str, Any], key: str) -> str:

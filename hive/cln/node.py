@@ -32,6 +32,7 @@ from hive.errors import (
     PeerUnreachable,
     RouteNotFound,
 )
+from hive.node.ignores import OpenIgnores
 from hive.node.port import (
     ChannelState,
     ChannelView,
@@ -95,7 +96,7 @@ class ClnNode:
         self._events = events
         self._message_types = frozenset(message_types)
         self._node_id: NodeId | None = None
-        self._open_ignored: dict[NodeId, str] = {}
+        self._open_ignored = OpenIgnores()
         self._clboss: bool | None = None
         self._clboss_tags: dict[NodeId, set[str]] = {}
         self._askrene: bool | None = None
@@ -541,16 +542,19 @@ class ClnNode:
     # ------------------------------------------------------------------------------------------
     # Coexistence with other automation
 
-    async def set_open_ignored(self, peer_id: NodeId, ignored: bool, reason: str) -> None:
+    async def set_open_ignored(
+        self, peer_id: NodeId, ignored: bool, reason: str, *, holder: str = ""
+    ) -> None:
         """Keep our own list, and tell CLBOSS (``clboss-unmanage <node> open``) where it runs.
 
-        Releasing sends ``clboss-unmanage <node> ""``, which is how CLBOSS resumes full
-        management; it also clears other tags an operator may have set by hand for that node.
+        Holds are per ``holder`` (:mod:`hive.node.ignores`): CLBOSS is told to resume opens
+        only when the last holder releases. Releasing sends ``clboss-unmanage <node> ""``,
+        which is how CLBOSS resumes full management; it also clears other tags an operator may
+        have set by hand for that node.
         """
-        if ignored:
-            self._open_ignored[peer_id] = reason
-        else:
-            self._open_ignored.pop(peer_id, None)
+        ignored = self._open_ignored.set(peer_id, ignored, reason, holder)
+        if not ignored:
+            reason = "no holder left"
         if not await self._clboss_tag(peer_id, "open", ignored):
             log.info("open %s for %s (%s); no CLBOSS to tell", _verb(ignored), peer_id, reason)
             return
@@ -587,8 +591,8 @@ class ClnNode:
         return True
 
     def open_ignored(self) -> Mapping[NodeId, str]:
-        """Peers we do not open channels to, with the reason given."""
-        return dict(self._open_ignored)
+        """Peers we do not open channels to, with the reasons given."""
+        return self._open_ignored.reasons()
 
     async def _clboss_present(self) -> bool:
         if self._clboss is None:

@@ -34,6 +34,7 @@ from hive.node.port import (
     PublicChannel,
     Route,
     RouteHop,
+    StateCause,
 )
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,44 @@ def channel_state(state: str) -> ChannelState:
         _warned_states.add(state)
         log.warning("unknown CLN channel state %r, treated as %s", state, mapped.value)
     return mapped
+
+
+# A unilateral close shows in channel_state_changed as AWAITING_UNILATERAL (we are about to
+# broadcast our commitment, on our own decision or because the peer sent an error) or as
+# FUNDING_SPEND_SEEN straight from a live channel (a commitment hit the chain without a
+# negotiated close). FUNDING_SPEND_SEEN after a negotiated close (CLOSINGD_*), after our own
+# AWAITING_UNILATERAL, or again on a reorg is not a new unilateral close.
+_NOT_A_NEW_FORCE_CLOSE = frozenset(
+    {
+        "CLOSINGD_SIGEXCHANGE",
+        "CLOSINGD_COMPLETE",
+        "AWAITING_UNILATERAL",
+        "FUNDING_SPEND_SEEN",
+        "ONCHAIN",
+        "CLOSED",
+    }
+)
+
+
+def starts_unilateral_close(old_state: str | None, new_state: str) -> bool:
+    """True when the CLN state change ``old_state`` -> ``new_state`` is the first step of a
+    unilateral (force) close, so each close is counted once."""
+    if new_state == "AWAITING_UNILATERAL":
+        return old_state != "AWAITING_UNILATERAL"
+    if new_state == "FUNDING_SPEND_SEEN":
+        return old_state not in _NOT_A_NEW_FORCE_CLOSE
+    return False
+
+
+def state_cause(cause: object) -> StateCause:
+    """CLN's ``cause`` (``unknown``, ``local``, ``user``, ``remote``, ``protocol``,
+    ``onchain``); absent or a value this table does not know reads as UNKNOWN."""
+    if not isinstance(cause, str):
+        return StateCause.UNKNOWN
+    try:
+        return StateCause(cause)
+    except ValueError:
+        return StateCause.UNKNOWN
 
 
 # ---------------------------------------------------------------------------------------------

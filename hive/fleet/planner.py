@@ -225,11 +225,12 @@ def plan(
     m_count = len(members)
     a = np.full(m_count, INF)
     e = np.full((m_count, n), INF)
+    pen = [float(m.penalty_msat) for m in members]  # a leech's legs cost more
     for k, member in enumerate(members):
         peers = [graph.index[p] for p in sorted(member.peers | member.pending) if p in graph.index]
         if peers:
-            a[k] = float(entry_of[peers].min())
-            e[k] = distances(matrix, peers, limit=limit, min_only=True)[0] + exit_extra
+            a[k] = float(entry_of[peers].min()) + pen[k]
+            e[k] = distances(matrix, peers, limit=limit, min_only=True)[0] + exit_extra + pen[k]
     full = _Cover(a, e, quant, weight, hop)
     routed_before = full.value
 
@@ -263,9 +264,9 @@ def plan(
 
     def score(k: int, j: int) -> tuple[float, float]:
         assert rows is not None
-        entry = float(entry_of[pool_idx[j]])
-        gain = full.value_with(k, entry, rows[j]) - full.value
-        rgain = 0.0 if k == star else robust.value_with(k, entry, rows[j]) - robust.value
+        entry, exit_row = float(entry_of[pool_idx[j]]) + pen[k], rows[j] + pen[k]
+        gain = full.value_with(k, entry, exit_row) - full.value
+        rgain = 0.0 if k == star else robust.value_with(k, entry, exit_row) - robust.value
         total_score = (gain + cfg.robustness * rgain) / total * PPM - cost_ppm
         return total_score, gain / total * PPM
 
@@ -311,9 +312,9 @@ def plan(
             ),
             key=lambda alt: (-alt.score_ppm, alt.target),
         )[:3]
-        entry = float(entry_of[pool_idx[j]])
+        entry = float(entry_of[pool_idx[j]]) + pen[k]
         own_entry = full.a_arg == k or entry <= full.a1
-        full.add(k, entry, rows[j])
+        full.add(k, entry, rows[j] + pen[k])
         added = two_hop([int(pool_idx[j])])
         reach_gain = float(weight[added & ~reach].sum())
         reach = reach | added

@@ -43,6 +43,10 @@ class PlannerConfig:
     robustness: float = attrs.field(default=0.5, validator=_positive)
     cost_ppm_per_ksat: float = attrs.field(default=1.0, validator=_positive)
     min_score_ppm: float = attrs.field(default=5.0, validator=_positive)
+    # A leech member's channels (standing "leech", hive/fleet/reputation.py) count as if every
+    # path through it cost this much more (two hops' worth by default), so what only a leech
+    # reaches counts as less covered and other members are preferred for new opens.
+    leech_penalty_msat: int = attrs.field(default=40_000, validator=_positive)
 
 
 @attrs.frozen
@@ -53,6 +57,9 @@ class PlanMember:
     peers: frozenset[NodeId] = frozenset()
     onchain_sat: int = 0
     pending: frozenset[NodeId] = frozenset()  # targets it holds a live intent for
+    # Extra cost on every path entering or leaving the fleet at this member (a leech's
+    # channels weigh less; 0 for every other member, "new" ones included).
+    penalty_msat: int = 0
 
 
 @attrs.frozen

@@ -21,7 +21,7 @@ stays within ``max_fee_ppm`` of the amount, and the rolling budget has room.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import attrs
 
@@ -148,11 +148,14 @@ def sources(
     balances: Mapping[str, Balance],
     members: Iterable[NodeId],
     member_surplus: Mapping[NodeId, int] | None = None,
+    leeches: Collection[NodeId] = (),
 ) -> list[ChannelView]:
     """Our channels that can pay out ``need.amount_msat`` without running dry themselves,
-    best first: channels to fleet members (their hops are free), members that publish a
+    best first: channels to fleet members (their hops are free), then to non-members, then
+    to leech members (their channels are used last); within each, members that publish a
     surplus first, then the channel with the most surplus."""
-    fleet = set(members)
+    fleet = set(members) - set(leeches)
+    leech_set = set(leeches)
     published = member_surplus or {}
     found: list[tuple[tuple[int, int, int, str], ChannelView]] = []
     for channel in channels:
@@ -165,9 +168,8 @@ def sources(
         surplus = 0 if bal is None else bal.surplus_out_msat
         if surplus < need.amount_msat:
             continue
-        is_member = channel.peer_id in fleet
         rank = (
-            0 if is_member else 1,
+            0 if channel.peer_id in fleet else 2 if channel.peer_id in leech_set else 1,
             0 if published.get(channel.peer_id, 0) >= need.amount_msat else 1,
             -surplus,
             channel.short_channel_id,
@@ -175,6 +177,24 @@ def sources(
         found.append((rank, channel))
     found.sort(key=lambda item: item[0])
     return [channel for _, channel in found]
+
+
+def serve_last(found: Sequence[Need], leeches: Collection[NodeId]) -> list[Need]:
+    """``found`` with the needs of our channels to leech members moved behind all others
+    (the order within each group kept): a pass that stops at ``max_moves_per_check`` serves
+    them only when nothing else is waiting."""
+    return sorted(found, key=lambda n: n.peer in leeches)
+
+
+def leech_hops(route: Route, leeches: Collection[NodeId]) -> int:
+    """How many of ``route``'s forwarding hops are leech members."""
+    return sum(1 for hop in route.hops[:-1] if hop.node_id in leeches)
+
+
+def route_rank(route: Route, leeches: Collection[NodeId]) -> tuple[bool, int]:
+    """Smaller is better: any route without a leech among its hops before any with one,
+    then the cheaper."""
+    return leech_hops(route, leeches) > 0, route.fee_msat
 
 
 # ---------------------------------------------------------------------------------------------
@@ -375,8 +395,11 @@ __all__ = [
     "fleet_channels",
     "free_share",
     "justify",
+    "leech_hops",
     "max_fee_msat",
     "needs",
+    "route_rank",
+    "serve_last",
     "shares",
     "sources",
 ]

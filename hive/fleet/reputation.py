@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 
 DAY_MS = 86_400_000
+NEW, LEECH, BALANCED, CONTRIBUTOR = "new", "leech", "balanced", "contributor"
 
 
 @attrs.frozen
@@ -87,11 +88,11 @@ def score(inputs: Inputs, now_ms: int, rules: ReputationRules | None = None) -> 
         )
     young = now_ms - inputs.admitted_ms < r.new_days * DAY_MS
     if provided + consumed < r.min_volume_msat or young:
-        standing = "new"
+        standing = NEW
     elif ratio < r.leech_below:
-        standing = "leech"
+        standing = LEECH
     elif ratio > r.contributor_above:
-        standing = "contributor"
+        standing = CONTRIBUTOR
     else:
-        standing = "balanced"
+        standing = BALANCED
     return Score(inputs.member, provided, consumed, ratio, standing, tuple(notes), inputs)

@@ -194,12 +194,32 @@ class ChannelOpened:
     ours: bool
 
 
+class StateCause(enum.Enum):
+    """What made a channel change state (CLN's ``channel_state_changed`` ``cause``)."""
+
+    UNKNOWN = "unknown"
+    LOCAL = "local"  # our node decided (an internal error, a timeout)
+    USER = "user"  # our operator or a plugin asked (fundchannel, close)
+    REMOTE = "remote"  # the peer did (its open, its shutdown, an error it sent)
+    PROTOCOL = "protocol"  # the protocol did (we failed the channel on a violation)
+    ONCHAIN = "onchain"  # the chain did (a funding spend we did not start)
+
+
 @attrs.frozen
 class ChannelStateChanged:
     peer_id: NodeId
     short_channel_id: str | None
     old_state: ChannelState | None
     new_state: ChannelState
+    cause: StateCause = StateCause.UNKNOWN
+    # This change starts (or is the first sign of) a unilateral close: a commitment
+    # transaction rather than a negotiated close. Set once per close, on its first step.
+    unilateral: bool = False
+
+    @property
+    def forced_by_peer(self) -> bool:
+        """A unilateral close the peer started: it sent an error or broadcast its commitment."""
+        return self.unilateral and self.cause in (StateCause.REMOTE, StateCause.ONCHAIN)
 
 
 @attrs.frozen
@@ -209,6 +229,9 @@ class Forwarded:
     in_msat: int
     out_msat: int
     settled: bool
+    # How long the HTLC was held, from its arrival to its resolution (settled or failed
+    # downstream); None when the node does not say (a local failure is immediate).
+    hold_ms: int | None = None
 
     @property
     def fee_msat(self) -> int:
@@ -340,9 +363,13 @@ class NodePort(Protocol):
         """Counters of this implementation (RPC calls and errors, events), for `hive-status`."""
         ...
 
-    async def set_open_ignored(self, peer_id: NodeId, ignored: bool, reason: str) -> None:
+    async def set_open_ignored(
+        self, peer_id: NodeId, ignored: bool, reason: str, *, holder: str = ""
+    ) -> None:
         """Stop (or resume) considering ``peer_id`` for channel opens, including telling
-        other automation such as CLBOSS where it runs."""
+        other automation such as CLBOSS where it runs. Holds are kept per ``holder`` (bans,
+        saturation, an open in progress; :mod:`hive.node.ignores`): the peer stays ignored
+        while any holder holds it, and one holder's release never lifts another's hold."""
         ...
 
     async def set_fee_unmanaged(self, peer_id: NodeId, unmanaged: bool) -> None:

@@ -24,6 +24,8 @@ from hive.errors import NodeError
 from hive.node.port import Forwarded
 from hive.node.sim import SimNetwork, SimNode
 from hive.node.sim.graph import Graph
+from hive.protocol.bans import BanDigest
+from hive.protocol.wire.facade import Received
 from hive.runtime import Runtime
 
 CAP_SAT = 1_000_000
@@ -92,15 +94,16 @@ async def test_failing_peer_is_banned_through_the_engine_and_refused_by_another_
     (row,) = listing["bans"]
     assert row["rule"] == "htlc-failure-rate"
     assert row["issuer"] == bans0.hive_key.hex()
-    assert scene.node(1).open_ignored[scene.jammer.node_id] == "banned by the fleet"
+    assert "banned by the fleet" in scene.node(1).open_ignored[scene.jammer.node_id]
 
     with pytest.raises(NodeError, match="banned by the fleet"):
         await scene.jammer.open_channel(scene.node(1).node_id, CAP_SAT)
 
-    # A banned peer with no channel at stake is disconnected when it connects; m0 keeps its
-    # connection to J because they share a channel.
+    # A banned peer with no channel at stake is disconnected when it connects (at the connect
+    # event, well before the next 60 s check); m0 keeps its connection to J because they
+    # share a channel.
     await scene.jammer.connect(scene.node(2).node_id)
-    await poll(lambda: scene.bans(2).disconnected >= 1, within_s=60)
+    await poll(lambda: scene.bans(2).disconnected_on_connect == 1, within_s=5)
     peers2 = {p.node_id: p.connected for p in await scene.node(2).list_peers()}
     assert not peers2.get(scene.jammer.node_id, False)
     assert scene.bans(0).disconnected == 0
@@ -153,3 +156,37 @@ async def test_reputation_lists_every_member_new_members_are_not_leeches(
     assert row["inputs"]["claimed_consumed_msat"] is not None  # from m1's signed state record
     with pytest.raises(CommandError):
         await call(scene.m[0], "hive-reputation", member=scene.jammer.node_id)
+
+
+async def test_a_member_sending_digest_after_digest_gets_the_book_a_bounded_number_of_times(
+    scene: Scene, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Amplification: each differing digest would cost us a whole BanSync. A member that
+    sends a hundred gets sync_answer_burst answers, then one per sync_answer_gap_s."""
+    await call(scene.m[0], "hive-ban", peer=scene.jammer.node_id, reason="seen jamming")
+    bans0 = scene.bans(0)
+    await poll(lambda: bans0.is_banned(scene.jammer.node_id), within_s=60)
+    sent: list[tuple[str, str]] = []
+    real_send = bans0._send
+
+    async def counting(peer: str, message: object) -> None:
+        sent.append((peer, type(message).__name__))
+        await real_send(peer, message)
+
+    bans0._send = counting  # type: ignore[method-assign]
+    asker = scene.node(1).node_id
+
+    def digest(k: int) -> Received:
+        message = BanDigest(digest=bytes([k]) * 32, count=k, answer=False)
+        return Received(asker, b"\x01" * 32, k, 0, message, b"")
+
+    for k in range(100):
+        await bans0.inbox.send(digest(k))
+    await trio.sleep(1)
+    syncs = [p for p, kind in sent if kind == "BanSync"]
+    assert syncs == [asker] * BanConfig().sync_answer_burst
+    assert bans0.refusals["sync-rate"] == 100 - len(syncs)
+    await trio.sleep(BanConfig().sync_answer_gap_s)
+    await bans0.inbox.send(digest(200))
+    await trio.sleep(1)
+    assert [p for p, kind in sent if kind == "BanSync"] == [asker] * (len(syncs) + 1)

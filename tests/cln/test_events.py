@@ -15,6 +15,7 @@ from hive.node.port import (
     Forwarded,
     PeerConnected,
     PeerDisconnected,
+    StateCause,
 )
 
 PEER = "03" + "bb" * 32
@@ -80,7 +81,9 @@ def test_notifications_new_and_old_shapes(wrapped: bool) -> None:
                 "cause": "remote",
             },
         )
-    ) == ChannelStateChanged(PEER, "103x1x0", ChannelState.NORMAL, ChannelState.CLOSING)
+    ) == ChannelStateChanged(
+        PEER, "103x1x0", ChannelState.NORMAL, ChannelState.CLOSING, cause=StateCause.REMOTE
+    )
 
 
 def test_forward_events() -> None:

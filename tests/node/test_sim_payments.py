@@ -220,8 +220,12 @@ async def test_forwarded_events_reach_intermediate_nodes(
     s = net.node(g.node_ids[diamond.s])
     await s.pay_route(await s.find_route(g.node_ids[diamond.d], 100_000 * SAT))
     await trio.sleep(0.1)
-    assert drain(a_events) == [Forwarded("700x1x0", "700x2x0", 100_111_010, 100_100_000, True)]
-    assert drain(b_events) == [Forwarded("700x2x0", "700x3x0", 100_100_000, 100_000_000, True)]
+    assert drain(a_events) == [
+        Forwarded("700x1x0", "700x2x0", 100_111_010, 100_100_000, True, hold_ms=0)
+    ]
+    assert drain(b_events) == [
+        Forwarded("700x2x0", "700x3x0", 100_100_000, 100_000_000, True, hold_ms=0)
+    ]
     assert drain(d_events) == []  # the destination forwards nothing
 
 

@@ -54,6 +54,7 @@ from hive.store import Store
 from hive.store import fleet as tables
 
 log = logging.getLogger(__name__)
+IGNORE_HOLDER = "saturation"  # our hold on a saturated target (hive/node/ignores.py)
 
 META_SATURATION = "saturation-ignored"
 """The targets we ignore for saturation: JSON ``{target: reason}``."""
@@ -232,7 +233,7 @@ class FleetState:
         # Judge every claim from the first record on (an empty graph confirms nothing yet).
         self.statemap.set_public_graph(PublicCapacity.from_channels(()), self._started_ms)
         for target, reason in sorted(self.ignore_reasons.items()):
-            await self.node.set_open_ignored(target, True, reason)
+            await self.node.set_open_ignored(target, True, reason, holder=IGNORE_HOLDER)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._refresh_loop)
             nursery.start_soon(self._targets_loop)
@@ -337,7 +338,9 @@ class FleetState:
         result = self.tracker.evaluate(self.view(), ours)
         for change in result.changes:
             ignored = change.action.value == "ignore"
-            await self.node.set_open_ignored(change.target, ignored, change.reason)
+            await self.node.set_open_ignored(
+                change.target, ignored, change.reason, holder=IGNORE_HOLDER
+            )
             if ignored:
                 self.ignore_reasons[change.target] = change.reason
                 self.stats.ignored += 1

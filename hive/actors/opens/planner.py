@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 ACTOR = "planner"
 OPEN_REASON = "hive: the fleet is opening to it"
+IGNORE_HOLDER = "open"  # our hold on a target while opening to it (hive/node/ignores.py)
 LIVE_STATES = ("proposed", "executing", "opening")
 
 
@@ -168,7 +169,7 @@ class FleetOpener:
                 if refusal is not None:
                     raise ExecutionFailed(f"re-check failed: {refusal}", calls=calls)
                 await self._step(proposal, "rechecked", "re-checked at execution: still wanted")
-                await self.node.set_open_ignored(target, True, OPEN_REASON)
+                await self.node.set_open_ignored(target, True, OPEN_REASON, holder=IGNORE_HOLDER)
                 unmanaged = True
                 calls.append(f"clboss-unmanage {target} open")
                 await self._save(target, proposal, "executing", "", unmanaged)
@@ -238,9 +239,11 @@ class FleetOpener:
         await self.store.run("save_open", lambda c: sql.save_open(c, row))
 
     async def _release(self, target: NodeId) -> None:
-        """Give the target back to CLBOSS, unless saturation keeps it ignored."""
-        if target not in self.fleet.ignore_reasons:
-            await self.node.set_open_ignored(target, False, "hive: the fleet's open is done")
+        """Drop our hold on the target; CLBOSS gets it back once no other holder (saturation,
+        a ban) keeps it ignored (hive/node/ignores.py)."""
+        await self.node.set_open_ignored(
+            target, False, "hive: the fleet's open is done", holder=IGNORE_HOLDER
+        )
 
 
 def _node_facts(channels: Sequence[PublicChannel]) -> dict[NodeId, tuple[int, int]]:
@@ -290,6 +293,9 @@ class Planner:
         self._target_facts: dict[NodeId, tuple[int, int]] = {}
         # Signed bans (hive/actors/bans.py): the runtime sets this to Bans.banned_peers.
         self.banned_peers: Callable[[], list[NodeId]] = list
+        # Contribution standings (hive/actors/reputation.py): the runtime sets this to the
+        # rebalancer's Standings.leeches; a leech's channels weigh less in the plan.
+        self.leeches: Callable[[], frozenset[NodeId]] = frozenset
         self.opener = FleetOpener(
             node=node,
             locks=locks,
@@ -320,6 +326,10 @@ class Planner:
             )
         ]
         stale = self.fleet.statemap.stale(self.now_ms())
+        leeches = self.leeches()
+        penalty = self.settings.planner.leech_penalty_msat
+        if self.node_id in leeches:
+            members[0] = attrs.evolve(members[0], penalty_msat=penalty)
         for member in self.fleet.statemap.members():
             entry = self.fleet.statemap.entry(member)
             if member == self.node_id or entry is None or member in stale:
@@ -330,6 +340,7 @@ class Planner:
                     member,
                     frozenset(edge.peer.hex() for edge in state.topology),
                     state.liquidity.onchain_sat,
+                    penalty_msat=penalty if member in leeches else 0,
                 )
             )
         return members
@@ -481,8 +492,10 @@ class Planner:
                 c, now, "confirmed", ACTOR, body, proposal_id=row.proposal_id, kind="open-channel"
             ),
         )
-        if row.unmanaged and row.target not in self.fleet.ignore_reasons:
-            await self.node.set_open_ignored(row.target, False, "hive: the fleet's open is done")
+        if row.unmanaged:  # our hold only: saturation's or a ban's stays (hive/node/ignores.py)
+            await self.node.set_open_ignored(
+                row.target, False, "hive: the fleet's open is done", holder=IGNORE_HOLDER
+            )
         await self._mark(attrs.evolve(row, unmanaged=False), "confirmed")
         log.info("open to %s confirmed as %s", row.target, scid)
 

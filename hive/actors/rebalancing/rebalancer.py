@@ -6,12 +6,13 @@ Every ``check_s`` (see docs/REBALANCING.md for the whole story):
    per channel; each usable channel gets a forecast (drain and refill rates, time to its floor,
    confidence) and a surplus/deficit per direction, which the gossip actor publishes in our
    state record (:meth:`balances`).
-2. **Plan.** For each channel forecast to run dry within the horizon (most urgent first), the
-   source channels that can spare the amount are ranked (channels to members first, members
-   that publish a surplus first, see :func:`hive.fleet.rebalance.sources`) and the node's
-   pathfinder is asked for a circular route out through each and back through the needy
-   channel, with every fleet channel marked free and the fee bounded by what the gate allows;
-   the cheapest wins.
+2. **Plan.** For each channel forecast to run dry within the horizon (most urgent first; our
+   channels to leech members last, see docs/REPUTATION.md), the source channels that can spare
+   the amount are ranked (channels to members first, leech members last, members that publish
+   a surplus first, see :func:`hive.fleet.rebalance.sources`) and the node's pathfinder is
+   asked for a circular route out through each and back through the needy channel, with every
+   fleet channel marked free and the fee bounded by what the gate allows; the cheapest route
+   not crossing a leech wins (one crossing a leech only when no other was found).
 3. **Justify.** :func:`hive.fleet.rebalance.justify`: weighted expected income over the horizon
    against the route's cost, the ppm cap and the rolling budget. Both figures are kept with
    the decision.
@@ -44,6 +45,7 @@ import trio
 
 from hive.actors.membership.roster import Membership
 from hive.actors.rebalancing.feepolicy import FeePolicyActor
+from hive.actors.reputation import Standings
 from hive.actors.wire.transport import Transport
 from hive.config import Governance, RebalanceConfig
 from hive.errors import NodeError, PaymentFailed, RouteNotFound
@@ -169,6 +171,14 @@ class Rebalancer:
         self.fee_policy: FeePolicyActor | None = None
         # Signed bans (hive/actors/bans.py): a route through a banned node is never used.
         self.is_banned: Callable[[NodeId], bool] = lambda _peer: False
+        # Contribution scores (hive/actors/reputation.py): leeches get lower priority.
+        self.standings = Standings(
+            membership=membership,
+            statemap=statemap,
+            store=store,
+            own_totals=self.totals_record,
+            now_ms=now_ms,
+        )
         transport.subscribe_events(self.events)
 
     def attach_engine(self, engine: EngineApi) -> None:
@@ -321,6 +331,9 @@ class Rebalancer:
         needs = rules.needs(channels, self.forecasts, self.policy)
         if not needs:
             return outcomes
+        await self.standings.refresh()
+        leeches = self.standings.leeches()
+        needs = rules.serve_last(needs, leeches)
         free = await self._fleet_channels(channels)
         published = self.member_surplus()
         window_start = now - int(self.policy.budget_window_s * 1000)
@@ -354,7 +367,8 @@ class Rebalancer:
         now = self.now_ms()
         fee = need.channel.our_fee
         max_fee = rules.max_fee_msat(need, fee, self.policy)
-        candidates = rules.sources(need, channels, self._balances, members, published)
+        leeches = self.standings.leeches()
+        candidates = rules.sources(need, channels, self._balances, members, published, leeches)
         best: tuple[Route, ChannelView] | None = None
         tried = 0
         for source in candidates[: self.config.sources_per_need]:
@@ -375,7 +389,10 @@ class Rebalancer:
                     "rebalance %s via %s: route crosses a banned node", need.scid, source.peer_id
                 )
                 continue
-            if best is None or route.fee_msat < best[0].fee_msat:
+            # Routes through leech members only when no other was found, then the cheapest.
+            if best is None or rules.route_rank(route, leeches) < rules.route_rank(
+                best[0], leeches
+            ):
                 best = (route, source)
         if best is None:
             wait = self.backoff.failed(need.scid, now, self.policy)

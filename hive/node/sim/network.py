@@ -37,12 +37,16 @@ Model (simplifications are deliberate and listed here):
   to everyone from the start. Routing stays omniscient (see below).
 * **Payments** and **routing**: see :mod:`hive.node.sim.routing` (omniscient pathfinder, atomic
   settlement). Offline nodes are avoided by the pathfinder and fail payments through them.
+* **Misbehaving peers** (:mod:`hive.node.sim.behaviour`): a node may hold HTLCs
+  (``set_behaviour``; forwarders' events then arrive late, with the hold time) and any node
+  may force-close its channels with a peer (``force_close``).
 * The block height is ``start_height`` plus elapsed trio time / 600 s, counted from the first
   time the network reads the clock.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import math
@@ -72,6 +76,7 @@ from hive.node.port import (
     PublicChannel,
     Route,
 )
+from hive.node.sim import behaviour as behaviours
 from hive.node.sim import routing
 from hive.node.sim.features import DEFAULT_FEATURE_BITS, SPLICE_OPTIONAL, features_from_bits
 from hive.node.sim.graph import (
@@ -203,6 +208,7 @@ class SimNetwork:
         self._running = False
         # (payer, label) -> outcome, for payment_status after a companion restart.
         self._payments: dict[tuple[int, str], PaymentStatus] = {}
+        self._behaviours: dict[int, behaviours.PeerBehaviour] = {}
 
     # --- nodes ------------------------------------------------------------------------------
 
@@ -269,6 +275,17 @@ class SimNetwork:
 
     def is_offline(self, idx: int) -> bool:
         return idx in self._offline
+
+    def set_behaviour(self, node_id: NodeId, behaviour: behaviours.PeerBehaviour) -> None:
+        """Make a node misbehave (see :mod:`hive.node.sim.behaviour`); HONEST undoes it."""
+        self._behaviours[self.graph.index[node_id]] = behaviour
+
+    def behaviour(self, idx: int) -> behaviours.PeerBehaviour:
+        return self._behaviours.get(idx, behaviours.HONEST)
+
+    def force_close(self, closer_id: NodeId, peer_id: NodeId) -> list[str]:
+        """``closer_id`` force-closes its channels with ``peer_id``; returns their scids."""
+        return behaviours.force_close(self, self.graph.index[closer_id], self.graph.index[peer_id])
 
     # --- clock and timers -------------------------------------------------------------------
 
@@ -691,19 +708,24 @@ class SimNetwork:
         """Forwarded events for the intermediate nodes (those before ``upto`` when given)."""
         if upto == source:
             return  # failed before leaving us: nobody forwarded anything
+        held = behaviours.downstream_holds_s(self, path)
         for i in range(len(path) - 1):
             node = path[i].node
             if node == upto:
                 return
             if node not in self._nodes:
                 continue
-            self._emit(
-                node,
-                Forwarded(
-                    in_channel=self.graph.scids[path[i].channel],
-                    out_channel=self.graph.scids[path[i + 1].channel],
-                    in_msat=path[i].amount_msat,
-                    out_msat=path[i + 1].amount_msat,
-                    settled=settled,
-                ),
+            # The HTLC out of this node resolves once every node after it has let go.
+            hold_s = 0.0 if upto is not None else held[i + 1]
+            event = Forwarded(
+                in_channel=self.graph.scids[path[i].channel],
+                out_channel=self.graph.scids[path[i + 1].channel],
+                in_msat=path[i].amount_msat,
+                out_msat=path[i + 1].amount_msat,
+                settled=settled,
+                hold_ms=round(hold_s * 1000),
             )
+            if hold_s > 0:
+                self._schedule_at(self._now() + hold_s, functools.partial(self._emit, node, event))
+            else:
+                self._emit(node, event)

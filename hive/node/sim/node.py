@@ -14,6 +14,7 @@ import attrs
 import trio
 
 from hive.errors import NodeError, RouteNotFound
+from hive.node.ignores import OpenIgnores
 from hive.node.port import (
     ChannelView,
     CustomMessage,
@@ -56,7 +57,7 @@ class SimNode:
         self._events: deque[NodeEvent] = deque()
         self._wake = trio.Event()
         self._consumer = False
-        self._open_ignored: dict[NodeId, str] = {}
+        self._open_ignored = OpenIgnores()
         self.fee_unmanaged: set[NodeId] = set()
         # The simulator's openchannel hook: opener -> refusal reason or None (accept).
         self.open_gate: Callable[[NodeId], str | None] | None = None
@@ -81,7 +82,7 @@ class SimNode:
     @property
     def open_ignored(self) -> dict[NodeId, str]:
         """Peers excluded from opens by :meth:`set_open_ignored`, with the reason (a copy)."""
-        return dict(self._open_ignored)
+        return self._open_ignored.reasons()
 
     # --- event queue (called by the network, synchronously) ----------------------------------
 
@@ -288,12 +289,11 @@ class SimNode:
         """The network's counters (shared by every simulated node) and this node's ignores."""
         return {"network": attrs.asdict(self._net.stats), "open_ignored": self.open_ignored}
 
-    async def set_open_ignored(self, peer_id: NodeId, ignored: bool, reason: str) -> None:
+    async def set_open_ignored(
+        self, peer_id: NodeId, ignored: bool, reason: str, *, holder: str = ""
+    ) -> None:
         await trio.lowlevel.checkpoint()
-        if ignored:
-            self._open_ignored[peer_id] = reason
-        else:
-            self._open_ignored.pop(peer_id, None)
+        self._open_ignored.set(peer_id, ignored, reason, holder)
 
     async def set_fee_unmanaged(self, peer_id: NodeId, unmanaged: bool) -> None:
         """No other fee automation runs in the simulator; kept for ``hive-status``."""
