@@ -163,6 +163,7 @@ class Strategy:
         self._last_digest_ms = 0
         self._wake = trio.Event()
         self.refusals: collections.Counter[str] = collections.Counter()
+        self.false_reports: collections.Counter[NodeId] = collections.Counter()  # by issuer
         self.dropped_buckets = 0
 
     # --- life cycle ------------------------------------------------------------------------------
@@ -176,6 +177,11 @@ class Strategy:
             )
         self.own = {r.commitment: r for r in await self.store.run("load_own", sql.load_own)}
         self._ensure_book()
+        roster = self.membership.roster
+        for h in held:
+            record = None if roster is None else roster.by_hive_key(h.report.body.issuer)
+            if h.verdict == "false" and record is not None:
+                self.false_reports[record.body.cert.node_id.hex()] += 1
 
     def register(self) -> None:
         self.engine.register_kind(REVOKE_MEMBER_SPEC, RevokeMemberExecutor(self), replace=True)
@@ -574,7 +580,7 @@ class Strategy:
         record = None if roster is None else roster.by_hive_key(report.body.issuer)
         if record is None:
             return  # the issuer left or was revoked: nothing more to learn
-        issuer = record.body.node_id.hex()
+        issuer = record.body.cert.node_id.hex()
         graph: list[GraphChannel] | None
         try:
             graph = [
@@ -609,6 +615,7 @@ class Strategy:
         )
         if verdict.verdict == "false" and not held.acted:
             held.acted = True
+            self.false_reports[issuer] += 1
             await self._act_on_lie(report, issuer, verdict)
 
     async def _observed(self, body: ReportBody, issuer: NodeId, now: int) -> Observed | None:
@@ -669,17 +676,9 @@ class Strategy:
 
     def reputation(self) -> tuple[ReputationNote, ...]:
         """Members with a report we showed false (a note in our state record)."""
-        book = self.book
-        counts: collections.Counter[bytes] = collections.Counter()
-        roster = self.membership.roster
-        for report in [] if book is None else book.reports():
-            held = self.verdicts.get(report_digest(report))
-            record = None if roster is None else roster.by_hive_key(report.body.issuer)
-            if held is not None and held.verdict == "false" and record is not None:
-                counts[record.body.node_id] += 1
         return tuple(
-            ReputationNote(peer=node, reason=FALSE_NOTE, count=n)
-            for node, n in sorted(counts.items())
+            ReputationNote(peer=bytes.fromhex(node), reason=FALSE_NOTE, count=n)
+            for node, n in sorted(self.false_reports.items())
         )
 
     async def _refresh_standing(self, now: int) -> None:

@@ -50,7 +50,7 @@ def listing(strategy: Strategy, peer: str | None = None) -> JsonDict:
         record = None if roster is None else roster.by_hive_key(body.issuer)
         received.append(
             {
-                "issuer": None if record is None else record.body.node_id.hex(),
+                "issuer": None if record is None else record.body.cert.node_id.hex(),
                 "peer": body.peer.hex(),
                 "channels": [attrs.asdict(c) for c in body.channels],
                 "forwarded_msat": body.forwarded_msat,
