@@ -317,9 +317,13 @@ class Strategy:
         first = await self.store.run(
             "strategy_first", lambda c: sql.first_covered_hour(c, start_hour)
         )
-        if first is None:
+        # The window starts where our observation does: the first hour observed throughout,
+        # or, before one is over, when this run started observing.
+        start_ms = first * HOUR_MS if first is not None else self._running_since_ms
+        if start_ms is None or start_ms >= now:
             return []
-        rows = await self.store.run("strategy_fwds", lambda c: sql.forwards_since(c, first))
+        from_hour = start_ms // HOUR_MS
+        rows = await self.store.run("strategy_fwds", lambda c: sql.forwards_since(c, from_hour))
         members = self._member_nodes()
         totals: dict[NodeId, list[int]] = {}
         inbound: dict[NodeId, list[InboundShare]] = collections.defaultdict(list)
@@ -371,7 +375,7 @@ class Strategy:
                 forwarded_msat=forwarded,
                 forwards=min(count, 2**32 - 1),
                 earned_msat=earned,
-                window_start_ms=first * HOUR_MS,
+                window_start_ms=start_ms,
                 window_end_ms=now,
                 inbound=tuple(sorted(shares, key=lambda s: s.member)),
             )
