@@ -285,6 +285,7 @@ class Runtime:
             strategy.revoke = self._revoke_for(self._admin)
             await strategy.load()
             gossip.note_sources.append(strategy.reputation)
+            planner.strategy_peers = strategy.verified_peers
             self.strategy = strategy
             async with trio.open_nursery() as nursery:
                 supervisor = Supervisor(nursery, backoff=self._backoff)

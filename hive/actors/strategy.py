@@ -711,15 +711,18 @@ class Strategy:
 
     # --- reading ---------------------------------------------------------------------------------
 
-    def verified_reports(self) -> list[StrategyReport]:
-        """Revealed reports of other members that every check we could run confirmed."""
+    def verified_peers(self) -> list[NodeId]:
+        """Peers of revealed reports of other members that every check we could run
+        confirmed (the planner's strategy bonus)."""
         book = self.book
-        return [
-            r
-            for r in ([] if book is None else book.reports())
-            if (held := self.verdicts.get(report_digest(r))) is not None
-            and held.verdict == "consistent"
-        ]
+        return sorted(
+            {
+                r.body.peer.hex()
+                for r in ([] if book is None else book.reports())
+                if (held := self.verdicts.get(report_digest(r))) is not None
+                and held.verdict == "consistent"
+            }
+        )
 
 
 class RevokeMemberExecutor:

@@ -43,6 +43,9 @@ class PlannerConfig:
     robustness: float = attrs.field(default=0.5, validator=_positive)
     cost_ppm_per_ksat: float = attrs.field(default=1.0, validator=_positive)
     min_score_ppm: float = attrs.field(default=5.0, validator=_positive)
+    # Demand weight bonus of a peer that a member's revealed strategy report, verified here,
+    # found earning well (0.5: half as much again). Off by default: not measured yet.
+    strategy_bonus: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
 
 
 @attrs.frozen

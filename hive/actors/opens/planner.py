@@ -270,6 +270,8 @@ class Planner:
         self._served: dict[NodeId, list[NodeId]] = {}  # target -> members with a channel to it
         # Signed bans (hive/actors/bans.py): the runtime sets this to Bans.banned_peers.
         self.banned_peers: Callable[[], list[NodeId]] = list
+        # Strategy gossip (hive/actors/strategy.py): peers of verified reports, a planner bonus.
+        self.strategy_peers: Callable[[], list[NodeId]] = list
         self.opener = FleetOpener(
             node=node,
             locks=locks,
@@ -336,6 +338,7 @@ class Planner:
         cfg = self.settings.planner
         saturated = list(self.fleet.ignore_reasons)
         banned = self.banned_peers()
+        boosted = self.strategy_peers()
         locked = self._locked()
 
         def work() -> Plan:
@@ -345,7 +348,13 @@ class Planner:
 
             graph = PlanGraph.from_channels(channels, amount_msat=cfg.amount_msat)
             return plan(
-                graph, members, config=cfg, saturated=saturated, banned=banned, locked=locked
+                graph,
+                members,
+                config=cfg,
+                saturated=saturated,
+                banned=banned,
+                locked=locked,
+                boosted=boosted,
             )
 
         # Pure CPU work on copies: safe to abandon when cancelled (shutdown stays prompt).
