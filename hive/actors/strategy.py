@@ -613,14 +613,16 @@ class Strategy:
         checks = [c.to_json() for c in verdict.checks]
         if (verdict.verdict, checks) == (held.verdict, held.checks):
             return
+        if verdict.verdict == "false" and not held.acted:
+            # Proposed before the verdict is stored: a crash in between proposes again after
+            # the restart rather than never.
+            held.acted = True
+            self.false_reports[issuer] += 1
+            await self._act_on_lie(report, issuer, verdict)
         held.verdict, held.checks = verdict.verdict, checks
         await self.store.run(
             "strategy_verdict", lambda c: sql.set_verdict(c, digest, verdict.verdict, checks)
         )
-        if verdict.verdict == "false" and not held.acted:
-            held.acted = True
-            self.false_reports[issuer] += 1
-            await self._act_on_lie(report, issuer, verdict)
 
     async def _observed(self, body: ReportBody, issuer: NodeId, now: int) -> Observed | None:
         """What we sent the issuer over the window: our forwards out to it and our own
