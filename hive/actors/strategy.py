@@ -104,6 +104,12 @@ REVOKE_MEMBER_SPEC = KindSpec(
 Revoke = Callable[[NodeId, str], Awaitable[Any]]
 
 
+def _events_dropped(transport: Any) -> int:
+    """Node events the transport dropped because a subscriber's inbox was full."""
+    stats = getattr(transport, "stats", None)
+    return 0 if stats is None else int(stats.dropped.get("event-subscriber-full", 0))
+
+
 @attrs.define
 class HeldVerdict:
     received_ms: int
@@ -156,6 +162,7 @@ class Strategy:
         self._buckets: dict[sql.Bucket, list[int]] = {}
         self._running_since_ms: int | None = None
         self._last_covered = -1
+        self._dropped_seen = _events_dropped(transport)
         self._scids: dict[str, NodeId] = {}
         self._standing: dict[NodeId, str] = {}
         self._proposed: dict[NodeId, str] = {}  # member -> open revoke proposal id
@@ -294,6 +301,12 @@ class Strategy:
         """Save the buckets and the hours observed throughout (once they are over)."""
         if self._running_since_ms is None:
             return
+        dropped = _events_dropped(self.transport)
+        if dropped != self._dropped_seen:
+            # The transport dropped node events (ours or another subscriber's): we may have
+            # missed forwards, so no hour up to the current one counts as observed.
+            self._dropped_seen = dropped
+            self._last_covered = max(self._last_covered, -(-now // HOUR_MS) - 1)
         done = now // HOUR_MS - 1  # the last whole hour
         covered = list(range(self._last_covered + 1, done + 1))
         if not self._buckets and not covered:
