@@ -4,7 +4,8 @@
 commits to one report, prints its commitment and salt as one JSON line and waits to be killed;
 ``reveal`` loads what the store holds, ticks until the pending report is revealed (the delay
 is 1 s) and prints the signed report's canonical bytes in hex. Membership, transport, node and
-engine are minimal stand-ins: what is under test is the store and the actor's reveal path."""
+engine are the stand-ins of tests/strategy/stand_ins.py: what is under test is the store and
+the actor's reveal path."""
 
 from __future__ import annotations
 
@@ -13,65 +14,20 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import nacl.signing
 import trio
 
-from hive.actors.strategy import Strategy
 from hive.config import StrategyConfig
-from hive.node.port import ChannelState, ChannelView, FeePolicy
 from hive.protocol.membership.pki import canonical_bytes
 from hive.protocol.strategy import ReportBody, ReportedChannel
 from hive.store import open_store
+from strategy.stand_ins import Membership, Node, Roster, Transport, channel, make_strategy
 
 KEY = nacl.signing.SigningKey(hashlib.sha256(b"crash child").digest())
 HIVE = hashlib.sha256(b"crash hive").digest()
 PEER = "02" + hashlib.sha256(b"peer").hexdigest()
 SCID = "800000x1x0"
-
-
-class Roster:
-    hive_id = HIVE
-
-    def by_hive_key(self, key: bytes) -> object | None:
-        return object() if key == bytes(KEY.verify_key) else None
-
-    def active(self) -> dict[bytes, Any]:
-        return {}
-
-
-class Membership:
-    roster = Roster()
-    is_member = True
-    node_id = bytes.fromhex("03" + "11" * 32)
-    connected: frozenset[str] = frozenset()
-
-    def fleet_peers(self) -> list[str]:
-        return []
-
-
-class Quiet:
-    """Transport, engine and state map: nothing to send, register or read."""
-
-    def subscribe(self, *_: Any) -> None: ...
-
-    def subscribe_events(self, *_: Any) -> None: ...
-
-    async def send(self, *_: Any) -> None: ...
-
-    def register_kind(self, *_: Any, **__: Any) -> None: ...
-
-    def entry(self, _: str) -> None:
-        return None
-
-
-class Node:
-    async def list_channels(self) -> list[ChannelView]:
-        return [
-            ChannelView(PEER, SCID, ChannelState.NORMAL, 10**9, 5 * 10**8, 5 * 10**8,
-                        FeePolicy(0, 100))
-        ]  # fmt: skip
 
 
 def now_ms() -> int:
@@ -80,15 +36,13 @@ def now_ms() -> int:
 
 async def main(data_dir: Path, mode: str) -> None:
     async with open_store(data_dir) as store:
-        quiet = Quiet()
-        strategy = Strategy(
-            node=Node(),  # type: ignore[arg-type]
-            transport=quiet,
-            membership=Membership(),
-            statemap=quiet,
+        me = "03" + "11" * 32
+        strategy = make_strategy(
             store=store,
-            engine=quiet,  # type: ignore[arg-type]
-            signing_key=KEY,
+            key=KEY,
+            membership=Membership(Roster(HIVE, {bytes(KEY.verify_key): me}), bytes.fromhex(me)),
+            node=Node([channel(PEER, SCID)]),
+            transport=Transport(),
             now_ms=now_ms,
             config=StrategyConfig(delay_s=1.0),
         )
