@@ -164,6 +164,7 @@ class Strategy:
         self._last_covered = -1
         self._dropped_seen = _events_dropped(transport)
         self._scids: dict[str, NodeId] = {}
+        self._learned_ms = -(10**18)
         self._standing: dict[NodeId, str] = {}
         self._proposed: dict[NodeId, str] = {}  # member -> open revoke proposal id
         self._last_check_ms = 0
@@ -247,6 +248,13 @@ class Strategy:
             )
             for rep in reports:
                 self.verdicts.pop(report_digest(rep), None)
+        old = [
+            c for c, r in self.own.items() if r.state != "pending" and r.created_ms < now - KEEP_MS
+        ]
+        if old:
+            await self.store.run("strategy_forget", lambda c: sql.forget_own(c, now - KEEP_MS))
+            for commitment in old:
+                del self.own[commitment]
         await self._refresh_standing(now)
         if now - self._last_check_ms >= self.config.check_s * 1000:
             self._last_check_ms = now
@@ -271,7 +279,7 @@ class Strategy:
     async def _observe(self, event: Forwarded) -> None:
         out_peer = self._scids.get(event.out_channel)
         in_peer = self._scids.get(event.in_channel)
-        if out_peer is None or in_peer is None:
+        if (out_peer is None or in_peer is None) and self.now_ms() - self._learned_ms > 10_000:
             await self._learn_channels()
             out_peer = self._scids.get(event.out_channel)
             in_peer = self._scids.get(event.in_channel)
@@ -290,6 +298,7 @@ class Strategy:
         totals[2] += 1
 
     async def _learn_channels(self) -> None:
+        self._learned_ms = self.now_ms()
         try:
             channels = await self.node.list_channels()
         except (NodeError, TransientError) as exc:
