@@ -560,5 +560,6 @@ class Runtime:
             "locks": None if self.locks is None else self.locks.status(),
             "decisions": decisions,
             "member_fees": self.feepolicy.status() if self.feepolicy else None,
+            "strategy": self.strategy.status() if self.strategy else None,
             **({"web": self.web.status()} if self.web is not None else {}),
         }

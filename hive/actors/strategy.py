@@ -735,6 +735,19 @@ class Strategy:
 
     # --- reading ---------------------------------------------------------------------------------
 
+    def status(self) -> dict[str, Any]:
+        """Counters for `hive-status` (the records themselves: `hive-strategies`)."""
+        book = self.book
+        states = collections.Counter(r.state for r in self.own.values())
+        verdicts = collections.Counter(v.verdict for v in self.verdicts.values())
+        return {
+            "ours": dict(states),
+            "commitments_held": 0 if book is None else len(book.commits()),
+            "verdicts": dict(verdicts),
+            "refusals": dict(self.refusals),
+            "dropped_buckets": self.dropped_buckets,
+        }
+
     def verified_peers(self) -> list[NodeId]:
         """Peers of revealed reports of other members that every check we could run
         confirmed (the planner's strategy bonus)."""

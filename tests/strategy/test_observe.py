@@ -112,6 +112,8 @@ async def test_a_report_on_a_high_yield_peer_and_its_withdrawal(rig: Rig) -> Non
     (share,) = body.inbound
     assert (share.member.hex(), share.forwarded_msat, share.forwards) == (MEMBER, 40_150_000, 4)
     assert await s.discover(clock.now) == []  # one report per peer per repeat_s
+    assert s.status()["ours"] == {"pending": 1}
+    assert s.status()["commitments_held"] == 1
     own = await rig.store.run("own", sql.load_own)
     assert [(r.commitment, r.salt, r.state) for r in own] == [(row.commitment, row.salt, "pending")]
 
@@ -120,6 +122,7 @@ async def test_a_report_on_a_high_yield_peer_and_its_withdrawal(rig: Rig) -> Non
     clock.now = row.reveal_ms
     await s._reveal_due(clock.now)
     assert s.own[row.commitment].state == "withdrawn"
+    assert s.status()["ours"] == {"withdrawn": 1}
     assert "2x1x0" in s.own[row.commitment].note
     assert s.book is not None
     assert s.book.reports() == []
