@@ -166,6 +166,37 @@ class BanConfig:
 
 
 @attrs.frozen
+class StrategyConfig:
+    """Strategy gossip (hive/actors/strategy.py, docs/REPUTATION.md "Strategy gossip")."""
+
+    # Exclusivity: a report is revealed this long after its commitment (hive-strategy-delay).
+    delay_s: float = 86_400.0
+    # Members in `leech` standing receive our reveals this much later (None: never;
+    # hive-strategy-leech-delay).
+    leech_delay_s: float | None = 86_400.0
+    # Discovery: every `check_s` (hive-strategy-check), peers whose channels with us earned at
+    # least `min_yield_ppm` of their capacity over the last `window_s`, in at least
+    # `min_forwards` forwards, are committed to, at most `max_per_check` per check and one per
+    # peer per `repeat_s`.
+    check_s: float = 3_600.0
+    window_s: float = 7 * 86_400.0
+    min_yield_ppm: int = 100
+    min_forwards: int = 5
+    max_per_check: int = 2
+    repeat_s: float = 7 * 86_400.0
+    # Verification: a reported channel our graph does not show is pending this long after the
+    # report arrived, then absent (graph lag); our observation is compared with `tolerance`
+    # and at least `tolerance_floor_msat` of slack.
+    verify_grace_s: float = 7_200.0
+    tolerance: float = 0.10
+    tolerance_floor_msat: int = 10_000_000
+    # Bounds every member enforces on every commitment (hive/protocol/strategy/book.py).
+    max_per_day: int = 8
+    # Repair: strategy-book digests go to connected members this often.
+    sync_interval_s: float = 300.0
+
+
+@attrs.frozen
 class HiveConfig:
     data_dir: Path
     governance: Governance = Governance.ADVISOR
@@ -180,3 +211,4 @@ class HiveConfig:
     bans: BanConfig = attrs.field(factory=BanConfig)
     # Contribution standings (docs/REPUTATION.md): smoothing, grace for new members, bounds.
     reputation: ReputationRules = attrs.field(factory=ReputationRules)
+    strategy: StrategyConfig = attrs.field(factory=StrategyConfig)

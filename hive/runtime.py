@@ -49,6 +49,7 @@ from hive.actors.opens.locks import Locks
 from hive.actors.opens.planner import Planner, PlannerSettings
 from hive.actors.rebalancing.feepolicy import FeePolicyActor
 from hive.actors.rebalancing.rebalancer import Rebalancer
+from hive.actors.strategy import Strategy
 from hive.actors.wire.admission import wire_admission
 from hive.actors.wire.replaystate import keep_replay_saved, load_replay
 from hive.actors.wire.sequence import keep_reserved, starting_seq
@@ -59,9 +60,11 @@ from hive.commands.governance import GovernanceCommands
 from hive.commands.membership import MembershipCommands, Params
 from hive.commands.rebalancing import rebalance_command
 from hive.commands.reputation import reputation_command
+from hive.commands.strategy import strategies_command
 from hive.config import HiveConfig
 from hive.errors import TransientError
 from hive.events import EventSink, LogSink
+from hive.governance.api import ExecutionFailed
 from hive.node.port import NodeInfo, NodePort
 from hive.protocol.wire.facade import HiveWire
 from hive.store import open_store
@@ -120,6 +123,7 @@ class Runtime:
         # The web token; None: loaded from (or created in) the data directory.
         self.web_token: str | None = None
         self.bans: Bans | None = None
+        self.strategy: Strategy | None = None
         self.ready = trio.Event()
 
     # ------------------------------------------------------------------------------------------
@@ -268,6 +272,23 @@ class Runtime:
             self.transport, self.liveness, self.membership = transport, liveness, membership
             self.fleet, self.gossip = fleet, gossip
             self._admin = MembershipCommands(membership, liveness)
+            strategy = Strategy(
+                node=self.node,
+                transport=transport,
+                membership=membership,
+                statemap=fleet.statemap,
+                store=store,
+                engine=engine,
+                signing_key=signing_key,
+                now_ms=self._now_ms,
+                config=self.config.strategy,
+            )
+            strategy.register()
+            strategy.revoke = self._revoke_for(self._admin)
+            await strategy.load()
+            gossip.note_sources.append(strategy.reputation)
+            planner.strategy_peers = strategy.verified_peers
+            self.strategy = strategy
             async with trio.open_nursery() as nursery:
                 supervisor = Supervisor(nursery, backoff=self._backoff)
                 self._supervisor = supervisor
@@ -296,6 +317,7 @@ class Runtime:
                     )
                     await supervisor.start("web", self.web.run)
                 await supervisor.start("bans", bans.run, inbox=bans.inbox)
+                await supervisor.start("strategy", strategy.run, inbox=strategy.inbox)
                 log.info("hive companion for %s is running", info.node_id)
                 self.events.emit("started", f"companion running for node {info.node_id}")
                 self.ready.set()
@@ -336,6 +358,7 @@ class Runtime:
             Command(spec("hive-bans"), self._bans_handler(bans_command)),
             Command(spec("hive-ban"), self._bans_handler(ban_command)),
             Command(spec("hive-unban"), self._bans_handler(unban_command)),
+            Command(spec("hive-strategies"), self._cmd_strategies),
         ]
         for name, method in handlers.items():
             bound.append(Command(spec(name), self._membership_handler(name, method)))
@@ -359,6 +382,25 @@ class Runtime:
         if self.membership is None or self.rebalancer is None:
             raise CommandError(CommandError.NOT_READY, "the companion is still starting")
         return await reputation_command(self.membership, self.rebalancer, params)
+
+    async def _cmd_strategies(self, params: Mapping[str, Any]) -> JsonDict:
+        if self.strategy is None:
+            raise CommandError(CommandError.NOT_READY, "the companion is still starting")
+        return await strategies_command(self.strategy, params)
+
+    @staticmethod
+    def _revoke_for(
+        admin: MembershipCommands,
+    ) -> Callable[[str, str], Awaitable[JsonDict]]:
+        """The hive-revoke path for the revoke-member executor (its refusal: a failed action)."""
+
+        async def revoke(node: str, reason: str) -> JsonDict:
+            try:
+                return await admin.revoke({"node": node, "reason": reason})
+            except CommandError as exc:
+                raise ExecutionFailed(f"hive-revoke refused: {exc}") from exc
+
+        return revoke
 
     def _bans_handler(
         self, method: Callable[[Bans, Mapping[str, Any]], Awaitable[JsonDict]]
@@ -520,5 +562,6 @@ class Runtime:
             "locks": None if self.locks is None else self.locks.status(),
             "decisions": decisions,
             "member_fees": self.feepolicy.status() if self.feepolicy else None,
+            "strategy": self.strategy.status() if self.strategy else None,
             **({"web": self.web.status()} if self.web is not None else {}),
         }

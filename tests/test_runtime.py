@@ -117,6 +117,7 @@ async def test_hive_status_command(fleet: Fleet, autojump_clock: trio.testing.Mo
         "rebalancer",
         "engine",
         "bans",
+        "strategy",
         "locks",
         "planner",
     }

@@ -35,6 +35,8 @@ from hive.cln.gateway import RpcGateway
 from hive.cln.node import ClnNode
 from hive.cln.pyln_glue import HivePlugin, answer_error, use_lightningd_levels
 from hive.commands import CATALOGUE, Command, CommandError, CommandSpec, JsonDict
+from hive.commands.strategy import OPTIONS as STRATEGY_OPTIONS
+from hive.commands.strategy import strategy_from_options
 from hive.config import GossipConfig, Governance, HiveConfig, RebalanceConfig, WebConfig
 from hive.errors import NodeError, TransientError
 from hive.governance.options import OPTIONS as DECISION_OPTIONS
@@ -100,6 +102,7 @@ def config_from_init(options: Mapping[str, Any], configuration: Mapping[str, Any
         )
     try:
         decisions = decisions_from_options(options)
+        strategy = strategy_from_options(options)
     except DecisionOptionError as exc:
         raise OptionError(str(exc)) from None
     return HiveConfig(
@@ -115,6 +118,7 @@ def config_from_init(options: Mapping[str, Any], configuration: Mapping[str, Any
         ),
         decisions=decisions,
         web=WebConfig(bind=_web_bind(options)),
+        strategy=strategy,
     )
 
 
@@ -360,7 +364,7 @@ def _register(plugin: Any, bridge: PluginBridge, specs: Sequence[CommandSpec]) -
         opt_type="string",
     )
 
-    for option in DECISION_OPTIONS:
+    for option in (*DECISION_OPTIONS, *STRATEGY_OPTIONS):
         plugin.add_option(
             option.name, option.default, option.description, opt_type="string", multi=option.multi
         )

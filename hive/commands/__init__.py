@@ -170,6 +170,12 @@ CATALOGUE: tuple[CommandSpec, ...] = (
         " on PEER for this node only (undo=true removes the override).",
     ),
     CommandSpec(
+        "hive-strategies",
+        "[peer]",
+        "Strategy gossip: our commitments and when they are revealed, and the reports members"
+        " revealed (peer, fees, volume, yield over the window) with this node's verdict on each.",
+    ),
+    CommandSpec(
         "hive-plan",
         "[member]",
         "The fleet's channel plan (for MEMBER): each open's routed-demand and reach gain, "

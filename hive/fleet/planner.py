@@ -136,9 +136,12 @@ def plan(
     banned: Iterable[NodeId] = (),
     saturated: Iterable[NodeId] = (),
     locked: Mapping[NodeId, NodeId] | None = None,
+    boosted: Iterable[NodeId] = (),
 ) -> Plan:
     """The fleet's plan. ``locked``: target -> the member holding a live intent for it (others
-    leave it alone; the holder counts it as opened). Members are taken in node id order."""
+    leave it alone; the holder counts it as opened). ``boosted``: peers of revealed, verified
+    strategy reports, whose demand weight grows by ``config.strategy_bonus``. Members are taken
+    in node id order."""
     cfg = config or PlannerConfig()
     locked = dict(locked or {})
     members = sorted(members, key=lambda m: m.node_id)
@@ -158,6 +161,9 @@ def plan(
     weight = np.where(is_member, 0, graph.capacity_sat).astype(np.float64)
     total = float(weight.sum()) or 1.0
     sources = hashed_sample(graph.node_ids, weight, cfg.sources, b"hive/v1/plan-sources")
+    for node in set(boosted) if cfg.strategy_bonus > 0 else ():  # (payers stay as sampled)
+        if node in graph.index and not is_member[graph.index[node]]:
+            weight[graph.index[node]] *= 1.0 + cfg.strategy_bonus
     with np.errstate(invalid="ignore"):
         # No payers to sample (a graph with no capacity outside the fleet): one payer that
         # reaches nothing, so every figure below is infinite and nothing is worth opening.

@@ -47,6 +47,9 @@ class PlannerConfig:
     # path through it cost this much more (two hops' worth by default), so what only a leech
     # reaches counts as less covered and other members are preferred for new opens.
     leech_penalty_msat: int = attrs.field(default=40_000, validator=_positive)
+    # Demand weight bonus of a peer that a member's revealed strategy report, verified here,
+    # found earning well (0.5: half as much again). Off by default: not measured yet.
+    strategy_bonus: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
 
 
 @attrs.frozen

@@ -33,6 +33,10 @@ class KindSpec:
     spends_onchain: bool = False
     # A payment: `max_rebalance_ppm` applies to its cost's ppm.
     is_payment: bool = False
+    # Only the operator decides (`hive-approve`), whatever the mode: autonomous mode does not
+    # execute it and an oracle is not asked; it waits, held by `operator_decides`. For actions
+    # whose evidence can be wrong in ways no hard limit bounds (revoking a member).
+    operator_decides: bool = False
 
     def __attrs_post_init__(self) -> None:
         name = self.name

@@ -67,6 +67,8 @@ LIMIT_OPTIONS: dict[str, str] = {
 }
 """Option name -> Limits field."""
 
+OPERATOR_DECIDES = "operator_decides"
+
 DESCRIPTIONS: dict[str, str] = {
     "daily_onchain_fee_sat": "on-chain fees per rolling 24 h",
     "action_onchain_fee_sat": "on-chain fee of one action",
@@ -80,6 +82,8 @@ DESCRIPTIONS: dict[str, str] = {
     "min_confidence_pct": "lowest proposal confidence that may execute (percent)",
     "onchain_reserve_sat": "on-chain sats that opens never touch",
     "max_open_feerate_perkw": "highest open feerate (sat per 1000 weight)",
+    # Not a budget: the kind waits for the operator in every mode (KindSpec.operator_decides).
+    OPERATOR_DECIDES: "this kind is decided by the operator only (hive-approve), in every mode",
 }
 
 

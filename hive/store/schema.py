@@ -219,6 +219,47 @@ CREATE TABLE ban_overrides (
 );
 """
 
+# Strategy gossip (issue 12): forwards per hour bucket (in_peer '' when not a member), the
+# hours we observed throughout, our own commitments with their salt (revealed after a restart
+# with the same report and salt), and the commitments and reports held with their verdicts.
+V_STRATEGY = """
+CREATE TABLE strategy_forwards (
+    hour        INTEGER NOT NULL,
+    in_peer     TEXT NOT NULL,
+    out_peer    TEXT NOT NULL,
+    in_msat     INTEGER NOT NULL,
+    out_msat    INTEGER NOT NULL,
+    count       INTEGER NOT NULL,
+    PRIMARY KEY (hour, in_peer, out_peer)
+);
+CREATE TABLE strategy_coverage (
+    hour        INTEGER PRIMARY KEY
+);
+CREATE TABLE strategy_own (
+    commitment  BLOB PRIMARY KEY,
+    peer        TEXT NOT NULL,
+    salt        BLOB NOT NULL,
+    body        BLOB NOT NULL,
+    commit_rec  BLOB NOT NULL,
+    reveal_ms   INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    note        TEXT NOT NULL DEFAULT '',
+    created_ms  INTEGER NOT NULL
+);
+CREATE TABLE strategy_commits (
+    digest      BLOB PRIMARY KEY,
+    record      BLOB NOT NULL,
+    received_ms INTEGER NOT NULL
+);
+CREATE TABLE strategy_reports (
+    digest      BLOB PRIMARY KEY,
+    record      BLOB NOT NULL,
+    received_ms INTEGER NOT NULL,
+    verdict     TEXT NOT NULL,
+    checks      TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     V1_MEMBERSHIP,
     V_FLEET_CONTACT,
@@ -226,6 +267,7 @@ MIGRATIONS: tuple[str, ...] = (
     V_REBALANCING,
     V_BANS,
     V_INTENTS,
+    V_STRATEGY,
 )
 """Every migration, oldest first. Append only."""
 

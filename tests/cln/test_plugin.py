@@ -15,6 +15,7 @@ from lightningd_double import LightningdDouble, Network, PluginCallError
 from cln.conftest import ECHO_PLUGIN, HIVE_PLUGIN
 from hive.cln.events import HIVE_MESSAGE_TYPE
 from hive.commands import CATALOGUE, CommandError
+from hive.commands.strategy import OPTIONS as STRATEGY_OPTIONS
 from hive.governance.options import OPTIONS as DECISION_OPTIONS
 
 OURS = f"{HIVE_MESSAGE_TYPE:04x}"
@@ -38,6 +39,7 @@ async def test_manifest_and_init(network: Network) -> None:
         "hive-member-fee-base-msat",
         "hive-web-bind",
         *(o.name for o in DECISION_OPTIONS),
+        *(o.name for o in STRATEGY_OPTIONS),
     }
     assert [o["name"] for o in manifest["options"] if o.get("multi")] == ["hive-webhook-url"]
     assert all(o["dynamic"] is False for o in manifest["options"])

@@ -188,6 +188,8 @@ class Gossip:
         self._scid_peer: dict[str, NodeId] = {}
         # Set by the runtime: surplus/deficit, rebalancing totals and notes (issue 15).
         self.rebalancing: RebalancingSource | None = None
+        # Further reputation notes for our record (the strategy actor's false reports).
+        self.note_sources: list[Callable[[], Sequence[ReputationNote]]] = []
         transport.subscribe(GOSSIP_KINDS, self.inbox)
         transport.subscribe_events(self.events)
 
@@ -279,7 +281,11 @@ class Gossip:
             base,
             channels,
             onchain,
-            reputation=(*self.fleet.reputation(), *(extra.reputation() if extra else ())),
+            reputation=(
+                *self.fleet.reputation(),
+                *(extra.reputation() if extra else ()),
+                *(note for source in self.note_sources for note in source()),
+            ),
             earnings=self.earnings,
             addresses=self.fleet.contact.own,
             balances=extra.balances() if extra else (),

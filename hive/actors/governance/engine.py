@@ -41,7 +41,7 @@ from hive.errors import NodeError, TransientError
 from hive.governance.api import ExecutionFailed, Executor, Refused
 from hive.governance.events import EngineEvent, EventKind
 from hive.governance.kinds import KindRegistry, KindSpec
-from hive.governance.limits import DESCRIPTIONS
+from hive.governance.limits import DESCRIPTIONS, OPERATOR_DECIDES
 from hive.governance.modes import Route, Step, is_expired, route, step
 from hive.governance.packet import build_packet
 from hive.governance.proposal import (
@@ -199,6 +199,17 @@ class Engine:
     def _dispatch(self, nursery: trio.Nursery, proposal_id: str) -> None:
         status = self._open.get(proposal_id)
         if status is None or proposal_id in self._busy:
+            return
+        spec = self.kinds.get(status.proposal.kind)
+        if (
+            status.state is S.PENDING
+            and spec is not None
+            and spec.operator_decides
+            and route(self.mode) is not Route.WAIT
+        ):
+            # Neither autonomous mode nor an oracle decides this kind: say so and wait.
+            if status.held_by != OPERATOR_DECIDES:
+                nursery.start_soon(self._hold, status, OPERATOR_DECIDES)
             return
         if status.state is S.APPROVED or (
             status.state is S.PENDING and route(self.mode) is Route.TRY

@@ -296,6 +296,8 @@ class Planner:
         # Contribution standings (hive/actors/reputation.py): the runtime sets this to the
         # rebalancer's Standings.leeches; a leech's channels weigh less in the plan.
         self.leeches: Callable[[], frozenset[NodeId]] = frozenset
+        # Strategy gossip (hive/actors/strategy.py): peers of verified reports, a planner bonus.
+        self.strategy_peers: Callable[[], list[NodeId]] = list
         self.opener = FleetOpener(
             node=node,
             locks=locks,
@@ -369,6 +371,7 @@ class Planner:
         cfg = self.settings.planner
         saturated = list(self.fleet.ignore_reasons)
         banned = self.banned_peers()
+        boosted = self.strategy_peers()
         locked = self._locked()
 
         def work() -> Plan:
@@ -378,7 +381,13 @@ class Planner:
 
             graph = PlanGraph.from_channels(channels, amount_msat=cfg.amount_msat)
             return plan(
-                graph, members, config=cfg, saturated=saturated, banned=banned, locked=locked
+                graph,
+                members,
+                config=cfg,
+                saturated=saturated,
+                banned=banned,
+                locked=locked,
+                boosted=boosted,
             )
 
         # Pure CPU work on copies: safe to abandon when cancelled (shutdown stays prompt).

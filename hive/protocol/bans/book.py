@@ -23,13 +23,13 @@ overridden peer is never banned on this node, whatever the fleet says.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 
 import attrs
 
 from hive.protocol.bans.records import Ban, Unban
 from hive.protocol.bans.sign import ban_digest, ban_signed, unban_digest, unban_signed
+from hive.protocol.signed import set_digest
 
 OTHER_HIVE = "other-hive"
 BAD_SIGNATURE = "bad-signature"
@@ -114,13 +114,9 @@ class BanBook:
 
     def digest(self) -> bytes:
         """SHA-256 over the sorted digests of held bans, then of held unbans."""
-        h = hashlib.sha256(b"hive/v1/ban-book")
-        for d in sorted(self._bans):
-            h.update(d)
-        h.update(b"|")
-        for d in sorted(unban_digest(u) for u in self._unbans.values()):
-            h.update(d)
-        return h.digest()
+        return set_digest(
+            b"hive/v1/ban-book", self._bans, (unban_digest(u) for u in self._unbans.values())
+        )
 
     # --- changing ------------------------------------------------------------------------------
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 
-import nacl.exceptions
 import nacl.signing
 
 from hive.protocol.bans.records import Ban, BanBody, Unban, UnbanBody
 from hive.protocol.membership.pki import canonical_bytes
+from hive.protocol.signed import record_digest, sign_text, signed_by
 
 BAN_DOMAIN = b"hive/v1/ban"
 UNBAN_DOMAIN = b"hive/v1/unban"
@@ -16,42 +16,28 @@ UNBAN_DOMAIN = b"hive/v1/unban"
 
 def ban_digest(ban: Ban) -> bytes:
     """A ban's identity: SHA-256 of its canonical bytes (signature included)."""
-    return hashlib.sha256(canonical_bytes(ban)).digest()
+    return record_digest(ban)
 
 
 def unban_digest(unban: Unban) -> bytes:
-    return hashlib.sha256(canonical_bytes(unban)).digest()
-
-
-def _check_signer(key: nacl.signing.SigningKey, expected: bytes) -> None:
-    if bytes(key.verify_key) != expected:
-        raise ValueError(f"the signing key is not {expected.hex()}")
-
-
-def _ok(public_key: bytes, signed: bytes, signature: bytes) -> bool:
-    try:
-        nacl.signing.VerifyKey(public_key).verify(signed, signature)
-    except nacl.exceptions.CryptoError:
-        return False
-    return True
+    return record_digest(unban)
 
 
 def sign_ban(key: nacl.signing.SigningKey, body: BanBody) -> Ban:
-    _check_signer(key, body.issuer)
-    return Ban(body=body, signature=key.sign(BAN_DOMAIN + canonical_bytes(body)).signature)
+    return Ban(body=body, signature=sign_text(key, body.issuer, BAN_DOMAIN + canonical_bytes(body)))
 
 
 def sign_unban(key: nacl.signing.SigningKey, body: UnbanBody) -> Unban:
-    _check_signer(key, body.by_key)
-    return Unban(body=body, signature=key.sign(UNBAN_DOMAIN + canonical_bytes(body)).signature)
+    signature = sign_text(key, body.by_key, UNBAN_DOMAIN + canonical_bytes(body))
+    return Unban(body=body, signature=signature)
 
 
 def ban_signed(ban: Ban) -> bool:
-    return _ok(ban.body.issuer, BAN_DOMAIN + canonical_bytes(ban.body), ban.signature)
+    return signed_by(ban.body.issuer, BAN_DOMAIN + canonical_bytes(ban.body), ban.signature)
 
 
 def unban_signed(unban: Unban) -> bool:
-    return _ok(unban.body.by_key, UNBAN_DOMAIN + canonical_bytes(unban.body), unban.signature)
+    return signed_by(unban.body.by_key, UNBAN_DOMAIN + canonical_bytes(unban.body), unban.signature)
 
 
 def evidence_digest(canonical_evidence: bytes) -> bytes:
