@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import stat
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +23,6 @@ from pyln.testing.fixtures import *  # noqa: E402, F403  (node_factory and its f
 from pyln.testing.utils import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def hive_plugin(tmp_path: Path) -> Path:
-    script = tmp_path / "hive-plugin"
-    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m hive.cln "$@"\n')
-    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return script
 
 
 def test_a_ban_issued_on_one_member_is_enforced_by_another(

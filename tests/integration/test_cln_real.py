@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import stat
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +33,6 @@ HIVE_OPTIONS = (
     "hive-member-fee-base-msat",
     "hive-web-bind",
 )
-
-
-@pytest.fixture
-def hive_plugin(tmp_path: Path) -> Path:
-    """An executable lightningd can start: this interpreter running ``python -m hive.cln``."""
-    script = tmp_path / "hive-plugin"
-    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m hive.cln "$@"\n')
-    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return script
 
 
 def test_manifest_accepted_and_status_answers(node_factory: Any, hive_plugin: Path) -> None:

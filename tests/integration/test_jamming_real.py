@@ -8,8 +8,6 @@ closed"). Skipped where ``lightningd``/``bitcoind`` or pyln-testing are missing 
 from __future__ import annotations
 
 import shutil
-import stat
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +22,6 @@ from pyln.testing.fixtures import *  # noqa: E402, F403  (node_factory and its f
 from pyln.testing.utils import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def hive_plugin(tmp_path: Path) -> Path:
-    script = tmp_path / "hive-plugin"
-    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m hive.cln "$@"\n')
-    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return script
 
 
 def test_a_peer_s_force_close_reaches_the_rules_as_forced_by_the_peer(

@@ -8,8 +8,6 @@ at collection otherwise (without importing anything that is missing).
 from __future__ import annotations
 
 import shutil
-import stat
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +23,6 @@ from pyln.testing.fixtures import *  # noqa: E402, F403  (node_factory and its f
 pytestmark = pytest.mark.integration
 
 AMOUNT_SAT = 1_000_000
-
-
-@pytest.fixture
-def hive_plugin(tmp_path: Path) -> Path:
-    """An executable lightningd can start: this interpreter running ``python -m hive.cln``."""
-    script = tmp_path / "hive-plugin"
-    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m hive.cln "$@"\n')
-    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return script
 
 
 def _channels_to(node: Any, peer: str) -> list[dict[str, Any]]:
