@@ -192,8 +192,12 @@ class StrategyConfig:
     tolerance_floor_msat: int = 10_000_000
     # Bounds every member enforces on every commitment (hive/protocol/strategy/book.py).
     max_per_day: int = 8
-    # Repair: strategy-book digests go to connected members this often.
+    # Repair: strategy-book digests go to connected members this often. A member whose digest
+    # differs gets our book at most `sync_answer_burst` times at once, then once per
+    # `sync_answer_gap_s` (as for bans: a digest must not buy a whole book each time).
     sync_interval_s: float = 300.0
+    sync_answer_gap_s: float = 60.0
+    sync_answer_burst: int = 2
 
 
 @attrs.frozen

@@ -70,6 +70,7 @@ from hive.protocol.strategy.records import (
 )
 from hive.protocol.strategy.verify import GraphChannel, Observed, Tolerance, Verdict, judge
 from hive.protocol.wire.facade import Received
+from hive.ratelimit import KeyedRateLimiter
 from hive.store import Store
 from hive.store import rebalance as rb
 from hive.store import strategy as sql
@@ -174,6 +175,11 @@ class Strategy:
         self._last_digest_ms = 0
         self._wake = trio.Event()
         self.refusals: collections.Counter[str] = collections.Counter()
+        # Repair answers (a whole book) per asking member: bounded, so a member sending digest
+        # after digest cannot make us send our book over and over (amplification).
+        self._sync_answers = KeyedRateLimiter(
+            rate=1.0 / config.sync_answer_gap_s, burst=config.sync_answer_burst
+        )
         self.false_reports: collections.Counter[NodeId] = collections.Counter()  # by issuer
         self.dropped_buckets = 0
 
@@ -497,6 +503,9 @@ class Strategy:
             elif isinstance(message, StrategyDigest):
                 book = self._ensure_book()
                 if book is None or message.digest == book.digest():
+                    continue
+                if not self._sync_answers.allow(received.peer_id, self.now_ms() / 1000):
+                    self.refusals["sync-rate"] += 1
                     continue
                 if book.commits():
                     await self._send(received.peer_id, self._sync_for(received.peer_id, book))

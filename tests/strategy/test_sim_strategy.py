@@ -27,7 +27,8 @@ from hive.node.port import Forwarded
 from hive.node.sim import SimNetwork, SimNode
 from hive.node.sim.graph import Graph
 from hive.protocol.membership.roster import MemberStatus
-from hive.protocol.strategy import InboundShare, ReportBody, ReportedChannel
+from hive.protocol.strategy import InboundShare, ReportBody, ReportedChannel, StrategyDigest
+from hive.protocol.wire.facade import Received
 from hive.runtime import Runtime
 
 CAP_SAT = 1_000_000
@@ -248,3 +249,38 @@ async def test_a_leech_gets_reveals_later_and_repair_brings_them(
     waited = await poll(lambda: len(received(scene, 2)) == 1, within_s=1800)
     assert trio.current_time() - revealed_at >= CONFIG.leech_delay_s  # type: ignore[operator]
     assert waited > 0
+
+
+async def test_a_member_sending_digest_after_digest_gets_the_book_a_bounded_number_of_times(
+    scene: Scene, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Amplification: each differing digest would cost us a whole StrategySync. A member
+    that sends a hundred gets sync_answer_burst answers, then one per sync_answer_gap_s."""
+    await trio.sleep(HOUR_S)
+    await forward_through_m1(scene, 5)
+    strategy1 = scene.strategy(1)
+    await poll(lambda: bool(strategy1.own), within_s=CONFIG.check_s + 600)
+    sent: list[tuple[str, str]] = []
+    real_send = strategy1._send
+
+    async def counting(peer: str, message: object) -> None:
+        sent.append((peer, type(message).__name__))
+        await real_send(peer, message)
+
+    strategy1._send = counting  # type: ignore[method-assign]
+    asker = scene.node(0).node_id
+
+    def digest(k: int) -> Received:
+        message = StrategyDigest(digest=bytes([k]) * 32, count=k, answer=False)
+        return Received(asker, b"\x01" * 32, k, 0, message, b"")
+
+    for k in range(100):
+        await strategy1.inbox.send(digest(k))
+    await trio.sleep(1)
+    syncs = [p for p, kind in sent if kind == "StrategySync"]
+    assert syncs == [asker] * CONFIG.sync_answer_burst
+    assert strategy1.refusals["sync-rate"] == 100 - len(syncs)
+    await trio.sleep(CONFIG.sync_answer_gap_s)
+    await strategy1.inbox.send(digest(200))
+    await trio.sleep(1)
+    assert [p for p, kind in sent if kind == "StrategySync"] == [asker] * (len(syncs) + 1)
