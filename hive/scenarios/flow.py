@@ -85,6 +85,7 @@ class Flow:
         self.forwarded = np.zeros(n_nodes, dtype=np.int64)
         self.no_liquidity = np.zeros(n_nodes, dtype=np.int64)  # failed forwards (as forwarder)
         self._work: Workspace | None = None
+        self._views_stale = False
         self._index()
 
     @classmethod
@@ -134,22 +135,33 @@ class Flow:
     def set_offline(self, node: int) -> None:
         """The node is down: none of its channels forwards in either direction."""
         touching = np.flatnonzero((self.node1 == node) | (self.node2 == node))
-        self.routable[2 * touching] = False
-        self.routable[2 * touching + 1] = False
-        self._index()
+        self._disable(np.concatenate([2 * touching, 2 * touching + 1]))
 
     def close_channel(self, channel: int) -> None:
         """The channel closes: it forwards no more. What each side held stays in
         :meth:`holdings` (it goes back on chain to its owner), so conservation still holds."""
-        self.routable[2 * channel] = False
-        self.routable[2 * channel + 1] = False
-        self._index()
+        self._disable(np.array([2 * channel, 2 * channel + 1], dtype=np.int64))
 
     def set_fee(self, edge: int, base_msat: int, ppm: int) -> None:
-        """The forwarding side of directed ``edge`` announces a new fee."""
+        """The forwarding side of directed ``edge`` announces a new fee (priced from the next
+        path on, patched into the routing arrays without rebuilding them)."""
         self.base[edge] = base_msat
         self.ppm[edge] = ppm
-        self._index()
+        if not self._stale and self._pos[edge] >= 0:
+            pos = int(self._pos[edge])
+            self._e_base[pos] = float(self.base[edge])
+            self._e_rate[pos] = float(self.ppm[edge]) / 1e6
+
+    def _disable(self, edges: IntArray) -> None:
+        """Take directed edges out of routing: patched in place (an infinite 1 / capacity
+        leaves them out of every search); the pair views are rebuilt when next read."""
+        self.routable[edges] = False
+        if self._stale:
+            return
+        pos = self._pos[edges]
+        self._e_inv_cap[pos[pos >= 0]] = np.inf
+        self._pos[edges] = -1
+        self._views_stale = True
 
     def _index(self) -> None:
         """Structure changed: the directed-edge ends now, the routing arrays on next use."""
@@ -164,10 +176,10 @@ class Flow:
     def invalidate(self) -> None:
         """Rebuild what routing reads from the arrays before the next path is computed.
 
-        The methods that change structure or fees (:meth:`add_node`, :meth:`add_channel`,
-        :meth:`set_offline`, :meth:`close_channel`, :meth:`set_fee`) call it; code that writes
-        :attr:`base`, :attr:`ppm`, :attr:`routable` or :attr:`cap_msat` directly must call it
-        too, or routing keeps pricing the old values."""
+        :meth:`add_node` and :meth:`add_channel` rebuild (on the next path); :meth:`set_fee`,
+        :meth:`set_offline` and :meth:`close_channel` patch the arrays in place. Code that
+        writes :attr:`base`, :attr:`ppm`, :attr:`routable` or :attr:`cap_msat` directly must
+        call this, or routing keeps pricing the old values."""
         self._index()
 
     def _routing_arrays(self) -> None:
@@ -195,6 +207,9 @@ class Flow:
         self._r_pos = np.argsort(self._e_dst, kind="stable").astype(np.int64)
         self._r_ptr = np.searchsorted(self._e_dst[self._r_pos], np.arange(self.n + 1))
         self._r_ptr = self._r_ptr.astype(np.int64)
+        self._pos = np.full(len(self.src), -1, dtype=np.int64)  # directed edge -> position
+        self._pos[e] = np.arange(len(e))
+        self._views_stale = False
         if (
             self._work is None
             or self._work.dist.shape[1] != self.n
@@ -203,22 +218,28 @@ class Flow:
             self._work = workspace(self.n, len(e))
         self._stale = False
 
+    def _views(self) -> None:
+        """The arrays current, including the views that in-place patches leave stale."""
+        if self._views_stale:
+            self._stale = True
+        self._routing_arrays()
+
     @property
     def edges(self) -> IntArray:
         """The routable directed edges, sorted by (src, dst)."""
-        self._routing_arrays()
+        self._views()
         return self._edges
 
     @property
     def indptr(self) -> npt.NDArray[np.int32]:
         """CSR row pointers over :attr:`pair_dst`: node ``u``'s peers are
         ``pair_dst[indptr[u]:indptr[u + 1]]`` (each once, however many channels)."""
-        self._routing_arrays()
+        self._views()
         return self._indptr
 
     @property
     def pair_dst(self) -> IntArray:
-        self._routing_arrays()
+        self._views()
         return self._pair_dst
 
     # --- balances -----------------------------------------------------------------------------

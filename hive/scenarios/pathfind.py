@@ -113,10 +113,10 @@ def _hop(
     exact: bool,
 ) -> float:
     """The cost of the hop at CSR position ``j`` out of ``u``, infinite for a channel smaller
-    than the amount; with ``exact`` False a lower bound that spares the logarithm
-    (-log1p(-x) >= x)."""
+    than the amount (or disabled: ``inv_cap`` infinite); with ``exact`` False a lower bound
+    that spares the logarithm (-log1p(-x) >= x)."""
     ratio: float = amount * inv_cap[j]
-    if ratio >= 1.0:
+    if not ratio < 1.0:  # also NaN (0 x an infinite 1 / capacity: a disabled edge)
         return np.inf
     fee: float = 0.0 if u == sender else base[j] + amount * rate[j]
     if exact:

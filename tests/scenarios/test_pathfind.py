@@ -161,3 +161,17 @@ def test_a_path_longer_than_the_hop_limit_counts_as_none() -> None:
     )
     assert flow.route(0, 30, 1000) is not None  # 30 hops
     assert flow.route(0, 31, 1000) is None  # 31 hops
+
+
+def test_patched_changes_survive_a_rebuild_and_the_views_follow_them() -> None:
+    flow = _diamond()
+    assert flow.route(0, 3, 1_000_000) == (0, 2)
+    flow.set_fee(2, 1000, 5000)  # patched in place
+    flow.close_channel(3)  # patched in place: 2 -> 3 is out
+    assert flow.route(0, 3, 1_000_000) == (0, 2)  # dearer now, but the only path left
+    assert 6 not in flow.edges.tolist()
+    assert flow.pair_dst[flow.indptr[2] : flow.indptr[3]].tolist() == [0]  # 2's peers: only 0
+    flow.add_channel(2, 4, 1_000_000, 500_000_000, (0, 0), (0, 0))  # a rebuild
+    assert flow.route(0, 3, 1_000_000) == (0, 2)
+    assert flow.route(2, 3, 1_000_000) == (5, 0, 2)  # 2 -> 0 -> 1 -> 3, 2 -> 3 stays closed
+    assert int(flow.ppm[2]) == 5000
