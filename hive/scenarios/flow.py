@@ -338,12 +338,14 @@ class Flow:
 
         ``on_forward(node, in_edge, out_edge, in_msat, out_msat)`` is called for each forward."""
         amounts = self.hop_amounts(path, amount_msat)
-        short = np.flatnonzero(self.outbound(np.asarray(path)) < np.asarray(amounts))
-        if len(short):
-            bad = path[int(short[0])]
-            if int(short[0]) > 0:
-                self.no_liquidity[self.src[bad]] += 1
-            return Attempt(False, tuple(path), 0, bad)
+        bal1, cap = self.bal1, self.cap_msat
+        for i, e in enumerate(path):  # a few hops: plain indexing beats array calls here
+            c = e // 2
+            have = bal1[c] if e % 2 == 0 else cap[c] - bal1[c]
+            if have < amounts[i]:
+                if i > 0:
+                    self.no_liquidity[self.src[e]] += 1
+                return Attempt(False, tuple(path), 0, e)
         self.settle(path, amounts)
         fee = amounts[0] - amount_msat
         self.paid[sender] += amounts[0]
