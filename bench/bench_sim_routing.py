@@ -114,18 +114,19 @@ def main() -> None:
     cpu = time.process_time() - cpu
     flow.route = route  # type: ignore[method-assign]
     sample = range(0, len(payments), max(1, len(payments) // 2000))
-    t = time.perf_counter()
+    t = time.process_time()
     for k in sample:
         flow.route(int(payments.sender[k]), int(payments.receiver[k]), int(payments.amount_msat[k]))
-    searching = (time.perf_counter() - t) / len(sample)
+    searching = (time.process_time() - t) / len(sample)
     n = len(payments)
     print(
-        f"warm: {n:,} payments in {wall:.1f} s wall ({cpu:.1f} s CPU): "
-        f"{n / wall:,.0f} payments/s, {attempts[0] / wall:,.0f} attempts/s"
+        f"warm: {n:,} payments in {wall:.1f} s wall, {cpu:.1f} s CPU: "
+        f"{n / wall:,.0f} payments/s and {attempts[0] / wall:,.0f} attempts/s by the wall clock, "
+        f"{n / cpu:,.0f} and {attempts[0] / cpu:,.0f} per CPU second"
     )
     print(
-        f"      {1000 * wall / n:.3f} ms per payment, {1000 * wall / attempts[0]:.3f} ms per "
-        f"attempt; a search alone {1000 * searching:.3f} ms (mean over {len(sample):,})"
+        f"      {1000 * cpu / n:.3f} ms CPU per payment; a search alone {1000 * searching:.3f} ms "
+        f"CPU (mean over {len(sample):,})"
     )
     print(
         f"      attempts per payment {attempts[0] / n:.3f}; retried {retried / n:.1%}; "

@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hive.node.sim.graph import ROUTABLE, Graph
-from hive.scenarios.pathfind import Workspace, cheapest_path, workspace
+from hive.scenarios.pathfind import Workspace, cheapest_path, sides, workspace
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -149,8 +149,9 @@ class Flow:
         self.ppm[edge] = ppm
         if not self._stale and self._pos[edge] >= 0:
             pos = int(self._pos[edge])
-            self._e_base[pos] = float(self.base[edge])
-            self._e_rate[pos] = float(self.ppm[edge]) / 1e6
+            for side, at in ((self._fwd, pos), (self._bwd, int(self._bwd_at[pos]))):
+                side.base[at] = float(self.base[edge])
+                side.rate[at] = float(self.ppm[edge]) / 1e6
 
     def _disable(self, edges: IntArray) -> None:
         """Take directed edges out of routing: patched in place (an infinite 1 / capacity
@@ -159,7 +160,9 @@ class Flow:
         if self._stale:
             return
         pos = self._pos[edges]
-        self._e_inv_cap[pos[pos >= 0]] = np.inf
+        pos = pos[pos >= 0]
+        self._fwd.inv_cap[pos] = np.inf
+        self._bwd.inv_cap[self._bwd_at[pos]] = np.inf
         self._pos[edges] = -1
         self._views_stale = True
 
@@ -191,22 +194,24 @@ class Flow:
         order = np.argsort(key, kind="stable")
         # routable directed edges sorted by (src, dst): parallel channels side by side, in id order
         e = self._edges = np.ascontiguousarray(edges[order])
-        self._e_ptr = np.searchsorted(src[e], np.arange(self.n + 1)).astype(np.int64)
         # the same per (src, dst) pair: the peers each node can forward to
         key = key[order]
         first = np.ones(len(key), dtype=bool)
         first[1:] = key[1:] != key[:-1]
         self._pair_dst = dst[e[first]]
         self._indptr = np.searchsorted(src[e[first]], np.arange(self.n + 1)).astype(np.int32)
-        self._e_base = np.ascontiguousarray(self.base[e].astype(np.float64))
-        self._e_rate = np.ascontiguousarray(self.ppm[e].astype(np.float64) / 1e6)
-        self._e_inv_cap = np.ascontiguousarray(1.0 / self.cap_msat[e // 2].astype(np.float64))
-        self._e_dst = np.ascontiguousarray(dst[e])
         self._e_src = np.ascontiguousarray(src[e])
-        # the same positions grouped by receiving node, for the search from the receiver
-        self._r_pos = np.argsort(self._e_dst, kind="stable").astype(np.int64)
-        self._r_ptr = np.searchsorted(self._e_dst[self._r_pos], np.arange(self.n + 1))
-        self._r_ptr = self._r_ptr.astype(np.int64)
+        self._fwd, self._bwd = sides(
+            self.n,
+            self._e_src,
+            dst[e],
+            e,
+            self.base[e].astype(np.float64),
+            self.ppm[e].astype(np.float64) / 1e6,
+            1.0 / self.cap_msat[e // 2].astype(np.float64),
+        )
+        self._bwd_at = np.empty(len(e), dtype=np.int64)  # forward position -> backward position
+        self._bwd_at[self._bwd.pos] = np.arange(len(e))
         self._pos = np.full(len(self.src), -1, dtype=np.int64)  # directed edge -> position
         self._pos[e] = np.arange(len(e))
         self._views_stale = False
@@ -287,15 +292,9 @@ class Flow:
         work = self._work
         assert work is not None  # built with the arrays
         path = cheapest_path(
-            self._e_ptr,
-            self._e_dst,
+            self._fwd,
+            self._bwd,
             self._e_src,
-            self._r_ptr,
-            self._r_pos,
-            self._edges,
-            self._e_base,
-            self._e_rate,
-            self._e_inv_cap,
             sender,
             receiver,
             float(amount_msat),
