@@ -10,6 +10,8 @@ import itertools
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.sparse.csgraph import dijkstra
 
 from hive.node.sim.graph import generate_graph
@@ -77,6 +79,55 @@ def test_the_search_finds_the_least_cost_path_a_whole_tree_dijkstra_finds(graph_
         assert avoid not in {int(flow.src[e]) for e in path} | {int(flow.dst[e]) for e in path}
         assert _cost(flow, s, path, amount) == pytest.approx(want, rel=1e-9)
     assert found > 50  # the comparison covered real paths, not only "no path" answers
+
+
+@st.composite
+def _queries(draw: st.DrawFn) -> tuple[Flow, int, int, int, list[int], int]:
+    """A small multigraph (parallel channels, free and dear hops, some directions disabled),
+    a routing config that may make hops free of charge, and one query on it."""
+    n = draw(st.integers(2, 14))
+    c = draw(st.integers(1, 40))
+    ends = st.integers(0, n - 1)
+    node1, node2 = [], []
+    for _ in range(c):
+        a = draw(ends)
+        node1.append(a)
+        node2.append(draw(ends.filter(lambda b, a=a: b != a)))
+    capacity = draw(st.lists(st.sampled_from([1, 10, 100, 1000, 5000]), min_size=c, max_size=c))
+    base = draw(st.lists(st.sampled_from([0, 1000, 100_000]), min_size=2 * c, max_size=2 * c))
+    ppm = draw(st.lists(st.sampled_from([0, 100, 50_000]), min_size=2 * c, max_size=2 * c))
+    routable = draw(st.lists(st.booleans(), min_size=2 * c, max_size=2 * c))
+    config = RoutingConfig(
+        hop_cost_msat=draw(st.sampled_from([0, 1000])), risk=draw(st.sampled_from([0.0, 1e-3]))
+    )
+    capacity_sat = [k * 1000 for k in capacity]
+    bal1 = [cap * 500 for cap in capacity_sat]
+    flow = Flow(n, node1, node2, capacity_sat, bal1, base, ppm, routable, config)
+    s, r = draw(st.lists(ends, min_size=2, max_size=2, unique=True))
+    amount = draw(st.sampled_from([1, 1000, 999_999, 1_000_000, 50_000_000, 2_000_000_000]))
+    banned = draw(st.lists(st.integers(0, 2 * c - 1), max_size=3))
+    avoid = draw(st.sampled_from([-1, *(v for v in range(n) if v not in (s, r))]))
+    return flow, s, r, amount, banned, avoid
+
+
+@settings(max_examples=300)
+@given(_queries())
+def test_on_any_small_multigraph_the_search_agrees_with_the_whole_tree(
+    query: tuple[Flow, int, int, int, list[int], int],
+) -> None:
+    flow, s, r, amount, banned, avoid = query
+    path = flow.route(s, r, amount, banned, avoid)
+    want = _reference(flow, s, r, amount, banned, avoid)
+    if want is None:
+        assert path is None
+        return
+    assert path is not None
+    assert flow.src[path[0]] == s
+    assert flow.dst[path[-1]] == r
+    assert all(flow.dst[a] == flow.src[b] for a, b in itertools.pairwise(path))
+    assert all(flow.routable[e] and flow.cap_msat[e // 2] > amount for e in path)
+    assert not set(path) & set(banned)
+    assert _cost(flow, s, path, amount) == pytest.approx(want, rel=1e-9, abs=1e-6)
 
 
 def _diamond() -> Flow:
