@@ -142,6 +142,25 @@ class Flow:
         :meth:`holdings` (it goes back on chain to its owner), so conservation still holds."""
         self._disable(np.array([2 * channel, 2 * channel + 1], dtype=np.int64))
 
+    def enable_channel(self, channel: int) -> None:
+        """Both directions of the channel forward (again), e.g. once its opening confirms.
+
+        A channel taken out by :meth:`close_channel` or :meth:`set_offline` since the arrays
+        were last built is patched back in place; any other needs a rebuild (on the next path).
+        """
+        edges = np.array([2 * channel, 2 * channel + 1], dtype=np.int64)
+        self.routable[edges] = True
+        if self._stale:
+            return
+        pos = self._pos[edges]
+        if np.any(pos < 0):
+            self._index()
+            return
+        inv_cap = 1.0 / float(self.cap_msat[channel])
+        self._fwd.inv_cap[pos] = inv_cap
+        self._bwd.inv_cap[self._bwd_at[pos]] = inv_cap
+        self._views_stale = True
+
     def set_fee(self, edge: int, base_msat: int, ppm: int) -> None:
         """The forwarding side of directed ``edge`` announces a new fee (priced from the next
         path on, patched into the routing arrays without rebuilding them)."""
@@ -155,7 +174,9 @@ class Flow:
 
     def _disable(self, edges: IntArray) -> None:
         """Take directed edges out of routing: patched in place (an infinite 1 / capacity
-        leaves them out of every search); the pair views are rebuilt when next read."""
+        leaves them out of every search; they keep their positions, so
+        :meth:`enable_channel` can patch them back); the pair views are rebuilt when next
+        read."""
         self.routable[edges] = False
         if self._stale:
             return
@@ -163,7 +184,6 @@ class Flow:
         pos = pos[pos >= 0]
         self._fwd.inv_cap[pos] = np.inf
         self._bwd.inv_cap[self._bwd_at[pos]] = np.inf
-        self._pos[edges] = -1
         self._views_stale = True
 
     def _index(self) -> None:
@@ -180,7 +200,8 @@ class Flow:
         """Rebuild what routing reads from the arrays before the next path is computed.
 
         :meth:`add_node` and :meth:`add_channel` rebuild (on the next path); :meth:`set_fee`,
-        :meth:`set_offline` and :meth:`close_channel` patch the arrays in place. Code that
+        :meth:`set_offline`, :meth:`close_channel` and :meth:`enable_channel` patch the arrays
+        in place. Code that
         writes :attr:`base`, :attr:`ppm`, :attr:`routable` or :attr:`cap_msat` directly must
         call this, or routing keeps pricing the old values."""
         self._index()

@@ -226,3 +226,42 @@ def test_patched_changes_survive_a_rebuild_and_the_views_follow_them() -> None:
     assert flow.route(0, 3, 1_000_000) == (0, 2)
     assert flow.route(2, 3, 1_000_000) == (5, 0, 2)  # 2 -> 0 -> 1 -> 3, 2 -> 3 stays closed
     assert int(flow.ppm[2]) == 5000
+
+
+def test_a_channel_enabled_again_is_routed_whether_patched_or_rebuilt() -> None:
+    flow = _diamond()
+    assert flow.route(0, 3, 1_000_000) == (0, 2)
+    flow.close_channel(1)
+    assert flow.route(0, 3, 1_000_000) == (4, 6)
+    flow.enable_channel(1)  # still in the arrays: patched back
+    assert flow.route(0, 3, 1_000_000) == (0, 2)
+    assert 2 in flow.edges.tolist()
+    flow.set_offline(1)
+    flow.add_channel(2, 4, 1_000_000, 500_000_000, (0, 0), (0, 0))  # rebuilt without 1's edges
+    assert flow.route(0, 3, 1_000_000) == (4, 6)
+    flow.enable_channel(0)
+    flow.enable_channel(1)  # not in the arrays: a rebuild
+    assert flow.route(0, 3, 1_000_000) == (0, 2)
+
+
+def test_closes_and_enables_patched_in_place_keep_the_least_cost() -> None:
+    flow = Flow.from_graph(generate_graph(120, seed=5))
+    rng = np.random.default_rng(5)
+    queries = [tuple(int(x) for x in rng.choice(flow.n, size=2, replace=False)) for _ in range(60)]
+    flow.route(*queries[0], 1_000_000)  # the arrays exist: what follows is patched
+    channels = rng.choice(len(flow.node1), size=len(flow.node1) // 3, replace=False).tolist()
+    for c in channels:
+        flow.close_channel(c)
+    for c in channels[: len(channels) // 2]:
+        flow.enable_channel(c)
+    assert not flow._stale
+    for s, r in queries:
+        amount = int(rng.choice([10**5, 10**7, 10**9]))
+        path = flow.route(s, r, amount)
+        want = _reference(flow, s, r, amount, [], -1)
+        if want is None:
+            assert path is None
+        else:
+            assert path is not None
+            assert all(flow.routable[e] for e in path)
+            assert _cost(flow, s, path, amount) == pytest.approx(want, rel=1e-9)
