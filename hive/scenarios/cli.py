@@ -17,7 +17,7 @@ from hive.scenarios.demand import DemandConfig
 from hive.scenarios.graphfile import load_graph_file
 from hive.scenarios.report import write
 
-DEFAULT_SCENARIOS = ("hive", "uncoordinated", "whale", "hive-down")
+DEFAULT_SCENARIOS = ("hive", "uncoordinated", "independent", "whale", "hive-down")
 
 
 class SimError(ValueError):

@@ -26,7 +26,11 @@ FIGURES = (
     ("success_rate", "network success", "{:.2%}"),
     ("failed_no_liquidity", "failed forwards, no liquidity", "{:,.1f}"),
     ("onchain_fees_sat", "on-chain fees (sat)", "{:,.0f}"),
+    ("opens", "opens", "{:,.1f}"),
+    ("closes", "closes", "{:,.1f}"),
     ("overlapping_channels", "overlapping channels", "{:,.1f}"),
+    ("duplicate_channels", "duplicate channels", "{:,.1f}"),
+    ("lock_conflicts", "lock conflicts", "{:,.1f}"),
     ("reach_2_hops", "destinations within 2 hops", "{:,.0f}"),
 )
 
@@ -50,22 +54,29 @@ def summarise(runs: Sequence[Run]) -> dict[str, Any]:
         summary[name] = {key: interval([r.figures[key] for r in rs]) for key, _, _ in FIGURES}
     share = {name: {r.seed: r.figures["routing_share"] for r in rs} for name, rs in by.items()}
 
-    def ratio(num: str, den: str) -> tuple[float, float] | None:
-        if num not in share or den not in share:
+    late = {n: {r.seed: r.figures["share_after_down_at"] for r in rs} for n, rs in by.items()}
+
+    def ratio(num: str, den: str, of: dict[str, dict[int, float]] = share) -> Any:
+        if num not in of or den not in of:
             return None
-        values = [share[num][s] / share[den][s] for s in share[num] if share[den].get(s, 0.0) > 0]
+        values = [of[num][s] / of[den][s] for s in of[num] if of[den].get(s, 0.0) > 0]
         return interval(values) if values else None
 
-    kept = ratio("hive-down", "hive")
-    if kept is not None:
-        summary["hive"]["share_kept_one_down"] = kept
-    if "whale" in summary:
-        whale_kept = ratio("whale-down", "whale")
-        summary["whale"]["share_kept_one_down"] = whale_kept or (0.0, 0.0)
+    # The fault figure: the share after the node went down, against the same payments' share
+    # in the same scenario with nobody down.
+    for kind in ("hive", "whale"):
+        kept = ratio(f"{kind}-down", kind, late)
+        if kept is not None and kind in summary:
+            summary[kind]["share_kept_one_down"] = kept
+            estimates = [r.figures["planner_kept_estimate"] for r in by[f"{kind}-down"]]
+            finite = [e for e in estimates if e == e]
+            if finite:
+                summary[kind]["planner_kept_estimate"] = interval(finite)
     return {
         "scenarios": summary,
         "fleet_vs_whale": ratio("hive", "whale"),
         "fleet_vs_uncoordinated": ratio("hive", "uncoordinated"),
+        "fleet_vs_independent": ratio("hive", "independent"),
     }
 
 
@@ -87,10 +98,14 @@ def markdown(summary: dict[str, Any], config: StudyConfig, wall_s: float | None)
     if any(k is not None for k in kept):
         cells = [_cell(k, "{:.0%}") if k is not None else "" for k in kept]
         lines.append("| share kept, one node down | " + " | ".join(cells) + " |")
+        est = [scen[n].get("planner_kept_estimate") for n in names]
+        cells = [_cell(k, "{:.0%}") if k is not None else "" for k in est]
+        lines.append("| planner's estimate of it | " + " | ".join(cells) + " |")
     lines.append("")
     for key, label in (
         ("fleet_vs_whale", "fleet's routing share / whale's"),
         ("fleet_vs_uncoordinated", "fleet's routing share / uncoordinated nodes'"),
+        ("fleet_vs_independent", "fleet's routing share / independent nodes'"),
     ):
         value = summary.get(key)
         if value is not None:
