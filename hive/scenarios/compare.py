@@ -252,7 +252,7 @@ def _decider(
         decider = Fleet(**kw)
     elif kind == "uncoordinated":
         if base.autopilot is None:
-            base.autopilot = Autopilot(flow, base.template.n, config.planner)
+            base.autopilot = Autopilot(flow, ids, base.blocks, config.planner, base.template.n)
         decider = Solo(autopilot=base.autopilot, **kw)
     else:
         decider = Solo(**kw)

@@ -212,7 +212,10 @@ class Solo(_Base):
             return
         for _ in range(min(room, count)):
             mine = self.peers(node) | {t for t, s in self.rows[node].items() if s in LIVE}
-            target = self.autopilot.choose(self.flow, mine, self.rng, self.cooling(node))
+            earned: dict[int, int] = {}
+            for chan in self.book.of(node):
+                earned[chan.peer] = earned.get(chan.peer, 0) + chan.earned_msat
+            target = self.autopilot.choose(self.flow, mine, self.rng, self.cooling(node), earned)
             if target is None:
                 return
             self.fund(node, target, int(size))

@@ -1,38 +1,35 @@
-"""Which channels each scenario's nodes open, from the same public graph and the same capital.
+"""Which channels the scenarios' nodes open: the real planner, and a CLBOSS-like autopilot.
 
-* **Hive fleet** (:func:`fleet_opens`): the members first open a ring of ``min_channel_sat``
-  channels between them (the zero-fee internal hops the planner's cost model assumes), then the
-  real coverage planner (:func:`hive.fleet.planner.plan`) assigns every member's remaining
-  capital, in one plan, as the companions would compute it.
-* **Whale** (:func:`fleet_opens` with one member): the same planner for one node holding the
-  fleet's whole capital; it is the best channel-choice rule we have.
-* **Uncoordinated** (:func:`autopilot_opens`): each node alone, the way CLBOSS's candidate
-  finders choose (CLBOSS documents them as finding "popular" nodes and their peers, and
-  nodes far from us by distance, then rank candidates by their earned-fee track record). Here:
-  candidates are the 100 nodes with the most channels ("popular") and their peers; the first
-  channel goes to a popular node, each next one to a candidate that is not already a peer of
-  the node's peers (distance), ranked by its number of distinct peers times the square root of
-  (1 + the mean fee its channels announce, ppm; the visible part of a fee track record) times
-  the node's own seeded draw (uniform 0..1). No node
-  knows what the others chose, so they can overlap.
+* **Planner** (:class:`Planner`): :func:`hive.fleet.planner.plan` over the run's public graph,
+  memoised on its inputs. The fleet's members, the ``independent`` nodes and the whale call it
+  (see :mod:`hive.scenarios.deciders` for who calls it with which view).
+* **Autopilot** (:class:`Autopilot`, the ``uncoordinated`` nodes): each node alone, one open at
+  a time, with CLBOSS's documented channel finders. *By popularity*: a popular node (the 100
+  with the most distinct peers, drawn weighted by that count) is the patron and one of **its
+  peers** is proposed (CLBOSS does not propose the popular node itself). *By distance*: the
+  node farthest from ours by the fee-and-hop cost of reaching it over the public graph (the more
+  distant, the more desirable). *By earned fee*: a peer of our peer that earned us the most
+  fees so far. Each finder that has a proposal offers one; the node draws one of them. Every
+  proposal must pass the planner's own target thresholds (``min_target_channels``,
+  ``min_target_capacity_sat``). Not modelled: CLBOSS's investigation of candidates (connect
+  and uptime checks), its ranking by the capacity it can reach through the candidate, and its
+  fee adjustments. No node knows what the others chose, so they can overlap.
 
-Channel sizes follow the planner's budget rule for everyone: the capital minus a reserve, split
-evenly across the channels, at most ``max_channel_sat`` each; every open costs
-``open_fee_sat`` on chain.
+Channel sizes follow the planner's budget rule for everyone: the spare capital minus a reserve,
+split evenly across the channels it funds, at most ``max_channel_sat`` each.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 import numpy as np
 
-from hive.fleet.plangraph import PlanGraph
+from hive.fleet.plangraph import PlanGraph, distances
 from hive.fleet.planner import Plan, PlanMember, PlannerConfig, plan
 from hive.scenarios.flow import Flow
 
@@ -113,68 +110,85 @@ class Planner:
         return result
 
 
-def _hops_from(flow: Flow, starts: set[int], limit: int = 6) -> dict[int, int]:
-    dist = dict.fromkeys(starts, 0)
-    queue = deque(starts)
-    adj_ptr, adj = flow.indptr, flow.pair_dst
-    while queue:
-        u = queue.popleft()
-        if dist[u] >= limit:
-            continue
-        for v in adj[adj_ptr[u] : adj_ptr[u + 1]]:
-            vi = int(v)
-            if vi not in dist:
-                dist[vi] = dist[u] + 1
-                queue.append(vi)
-    return dist
-
-
 class Autopilot:
-    """The uncoordinated nodes' channel choice (see the module docstring), one open at a time."""
+    """The uncoordinated nodes' channel choice, one open at a time (see the module docstring)."""
 
-    def __init__(self, flow: Flow, base_nodes: int, cfg: PlannerConfig) -> None:
-        degree = np.bincount(flow.node1, minlength=flow.n) + np.bincount(
-            flow.node2, minlength=flow.n
-        )
+    def __init__(
+        self,
+        flow: Flow,
+        node_ids: Sequence[str],
+        scid_blocks: np.ndarray,
+        cfg: PlannerConfig,
+        base_nodes: int,
+    ) -> None:
+        self.node_ids, self.scid_blocks, self.cfg = node_ids, scid_blocks, cfg
+        self.peers_count = np.diff(flow.indptr)
         capacity = np.zeros(flow.n, dtype=np.int64)
         np.add.at(capacity, flow.node1, flow.cap_msat // 1000)
         np.add.at(capacity, flow.node2, flow.cap_msat // 1000)
-        fee_sum = np.zeros(flow.n, dtype=np.float64)
-        np.add.at(fee_sum, flow.src, np.where(flow.routable, flow.ppm, 0))
-        self.mean_ppm = fee_sum / np.maximum(degree, 1)
+        eligible = (self.peers_count >= cfg.min_target_channels) & (
+            capacity >= cfg.min_target_capacity_sat
+        )
+        eligible[base_nodes:] = False
+        self.eligible = eligible
         # Popular: the most distinct peers reachable over a routable channel (not the most
         # channels: the snapshot has clusters of nodes with hundreds of parallel channels).
-        self.peers_count = np.diff(flow.indptr)
-        popular = np.argsort(-self.peers_count[:base_nodes], kind="stable")[:100]
-        pool: set[int] = {int(p) for p in popular}
-        for p in popular:
-            pool.update(int(v) for v in flow.pair_dst[flow.indptr[p] : flow.indptr[p + 1]])
-        self.ok = [
-            v
-            for v in sorted(pool)
-            if v < base_nodes
-            and self.peers_count[v] >= cfg.min_target_channels
-            and capacity[v] >= cfg.min_target_capacity_sat
-        ]
-        popular_set = {int(p) for p in popular}
-        self.popular_ok = [v for v in self.ok if v in popular_set]
+        self.popular = np.argsort(-self.peers_count[:base_nodes], kind="stable")[:100]
+
+    def _peer_of(self, flow: Flow, patron: int, mine: set[int], rng: random.Random) -> int | None:
+        peers = flow.pair_dst[flow.indptr[patron] : flow.indptr[patron + 1]]
+        ok = [int(v) for v in peers if self.eligible[v] and int(v) not in mine]
+        return rng.choice(ok) if ok else None
+
+    def candidates(
+        self,
+        flow: Flow,
+        node_peers: set[int],
+        rng: random.Random,
+        exclude: set[int],
+        earned: dict[int, int],
+    ) -> dict[str, int]:
+        """One proposal per finder that has one: by popularity, by distance, by earned fee."""
+        skip = node_peers | exclude
+        out: dict[str, int] = {}
+        weights = self.peers_count[self.popular].astype(np.float64)
+        patron = int(rng.choices(list(self.popular), weights=list(weights))[0])
+        found = self._peer_of(flow, patron, skip, rng)
+        if found is not None:
+            out["popularity"] = found
+        if node_peers:
+            graph = _plan_graph(flow, self.node_ids, self.scid_blocks, self.cfg.amount_msat)
+            matrix = graph.matrix(
+                hop_cost_msat=self.cfg.hop_cost_msat, excluded=np.zeros(graph.n, dtype=bool)
+            )
+            peers = [p for p in sorted(node_peers) if p < graph.n]
+            dist = distances(matrix, peers, min_only=True)[0]
+            ok = self.eligible[: graph.n] & np.isfinite(dist)
+            ok[list(skip)] = False
+            if ok.any():
+                far = np.where(ok, dist, -1.0)
+                best = np.flatnonzero(far == far.max())
+                out["distance"] = int(best[rng.randrange(len(best))])
+        if earned and max(earned.values()) > 0:
+            lucrative = max(earned, key=lambda p: (earned[p], -p))
+            found = self._peer_of(flow, lucrative, skip, rng)
+            if found is not None:
+                out["earned-fee"] = found
+        return out
 
     def choose(
-        self, flow: Flow, mine: set[int], rng: random.Random, exclude: set[int]
+        self,
+        flow: Flow,
+        node_peers: set[int],
+        rng: random.Random,
+        exclude: set[int],
+        earned: dict[int, int] | None = None,
     ) -> int | None:
-        """The next peer for a node whose peers are ``mine`` (None: no candidate left)."""
-        draw = {v: rng.random() for v in self.ok}
-        among = [v for v in (self.ok if mine else self.popular_ok) if v not in mine | exclude]
-        if not among:
+        """The next peer: one finder's proposal, drawn with the node's own seed."""
+        found = self.candidates(flow, node_peers, rng, exclude, earned or {})
+        if not found:
             return None
-        dist = _hops_from(flow, mine, limit=2) if mine else {}
-        return max(
-            among,
-            key=lambda v: (
-                min(dist.get(v, 2), 2),
-                float(self.peers_count[v]) * np.sqrt(1 + self.mean_ppm[v]) * draw[v],
-            ),
-        )
+        return found[rng.choice(sorted(found))]
 
 
 def scenario_node_id(label: str, i: int) -> str:

@@ -21,7 +21,7 @@ def _config(**kw: object) -> StudyConfig:
         nodes=3,
         seeds=2,
         scenarios=SCENARIOS,
-        demand=DemandConfig(payments=250, period_s=2 * 86400.0),
+        demand=DemandConfig(payments=800, period_s=2 * 86400.0),
         planner=PlannerConfig(min_age_blocks=0),
     )
     return attrs.evolve(base, **kw)
@@ -32,7 +32,7 @@ def test_every_scenario_runs_and_its_figures_come_from_the_flow() -> None:
     seen: list[tuple[int, int]] = []
     runs = run_study(graph, _config(), lambda done, total: seen.append((done, total)))
     assert [(r.scenario, r.seed) for r in runs] == [(s, k) for k in (1, 2) for s in SCENARIOS]
-    assert seen[-1] == (2 * 250 * len(SCENARIOS),) * 2
+    assert seen[-1] == (2 * 800 * len(SCENARIOS),) * 2
     by = {(r.scenario, r.seed): r.figures for r in runs}
     for seed in (1, 2):
         # The whale is down from the middle of the period: it routes nothing after that.
