@@ -121,6 +121,16 @@ class _Rebalancer:
         self.fees_msat = 0
         self.market_msat = 0  # what the same moves would have cost at market fees
         self.moves = 0
+        # Why the gate did not act (the figures behind "rebalancing never fired").
+        self.needs = 0  # channels forecast to run dry within the horizon, confidently
+        self.no_source = 0
+        self.no_route = 0
+        self.refused = 0  # the expected-value gate said no
+        self.refused_cap = 0  # ... because the route's fee was above the ppm cap
+        self.gate_income_msat = 0  # the gate's weighted expected income, over every verdict
+        self.gate_cost_msat = 0  # ... and the routes' cost
+        self.closest = float("inf")  # least forecast time to the floor / horizon, any channel
+        self.best_confidence = 0.0
 
     def views(self, flow: Flow, ids: list[str], now_ms: int) -> list[ChannelView]:
         views = []
@@ -165,11 +175,16 @@ class _Rebalancer:
             )
             forecasts[v.short_channel_id] = fc
             balances[v.short_channel_id] = balance(v, fc, policy)
+            self.best_confidence = max(self.best_confidence, fc.confidence)
+            if fc.depletion_s is not None:
+                self.closest = min(self.closest, fc.depletion_s / policy.horizon_s)
         self.spent = [(t, f) for t, f in self.spent if now_s - t < policy.budget_window_s]
         index = {v.peer_id: ids.index(v.peer_id) for v in views} if views else {}
         for need in needs(views, forecasts, policy)[:2]:
+            self.needs += 1
             found = sources(need, views, balances, self.members)
             if not found:
+                self.no_source += 1
                 continue
             src_view = found[0]
             assert src_view.short_channel_id is not None
@@ -177,12 +192,17 @@ class _Rebalancer:
             p_src, p_need = index[src_view.peer_id], index[need.peer]
             mid = flow.route(p_src, p_need, need.amount_msat, avoid=self.node)
             if mid is None:
+                self.no_route += 1
                 continue
             path = [flow.edge_from(c_src, self.node), *mid, flow.edge_from(c_need, p_need)]
             cost = flow.hop_amounts(path, need.amount_msat)[0] - need.amount_msat
             spent = sum(f for _, f in self.spent)
             verdict = justify(need, need.channel.our_fee, cost, policy, spent_in_window_msat=spent)
+            self.gate_income_msat += verdict.expected_income_msat
+            self.gate_cost_msat += verdict.cost_msat
             if not verdict.ok:
+                self.refused += 1
+                self.refused_cap += verdict.reason.startswith("fee ")
                 continue
             done = flow.send_along(self.node, self.node, path, need.amount_msat, on_forward)
             if done.ok:
@@ -337,6 +357,7 @@ def run_one(
     capital_btc = config.capital_sat * config.nodes / 1e8
     onchain = float(book.onchain_msat[m].sum()) / 1000
     rebalance_fees = sum(r.fees_msat for r in rebalancers.values()) / 1000
+    market_fees = sum(r.market_msat for r in rebalancers.values()) / 1000
     income = float(flow.earned[m].sum()) / 1000
     stats = decider.stats
     external = [c for c in book.chans if c.open and not c.internal]
@@ -347,9 +368,22 @@ def run_one(
         "fee_income_sat": income,
         "income_per_btc_sat": income / capital_btc,
         "rebalance_fees_sat": rebalance_fees,
-        "rebalance_market_sat": sum(r.market_msat for r in rebalancers.values()) / 1000,
+        "rebalance_market_sat": market_fees,
         "rebalances": float(sum(r.moves for r in rebalancers.values())),
+        "rebalance_needs": float(sum(r.needs for r in rebalancers.values())),
+        "rebalance_no_source": float(sum(r.no_source for r in rebalancers.values())),
+        "rebalance_no_route": float(sum(r.no_route for r in rebalancers.values())),
+        "rebalance_refused": float(sum(r.refused for r in rebalancers.values())),
+        "rebalance_refused_cap": float(sum(r.refused_cap for r in rebalancers.values())),
+        "rebalance_gate_income_sat": sum(r.gate_income_msat for r in rebalancers.values()) / 1000,
+        "rebalance_gate_cost_sat": sum(r.gate_cost_msat for r in rebalancers.values()) / 1000,
+        # Least forecast time for any channel to reach its floor, in days (365: never).
+        "rebalance_closest_days": min(
+            [365.0, *(r.closest * config.rebalance.horizon_s / DAY_S for r in rebalancers.values())]
+        ),
+        "rebalance_confidence": max((r.best_confidence for r in rebalancers.values()), default=0),
         "net_income_sat": income - rebalance_fees - onchain,
+        "net_income_market_sat": income - market_fees - onchain,
         "success_rate": ok_total / len(payments) if len(payments) else 0.0,
         "failed_no_liquidity": float(flow.no_liquidity[m].sum()),
         "onchain_fees_sat": onchain,
