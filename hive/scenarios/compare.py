@@ -15,6 +15,7 @@ members, market fees everywhere else.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import random
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -291,13 +292,13 @@ def run_one(
     member_set = set(members)
     period = config.demand.period_s
     down_at = period * config.down_at
-    kept_estimate = [float("nan")]
+    kept_estimate = [-1.0]  # the planner's kept_without_top when the node went down (-1: none)
     if scenario.endswith("-down"):
 
         def fail() -> None:
             plan = decider.last_plan
             importance = plan.importance_ppm if plan is not None else {}
-            kept_estimate[0] = plan.kept_without_top if plan is not None else float("nan")
+            kept_estimate[0] = plan.kept_without_top if plan is not None else -1.0
             down = max(members, key=lambda m: (importance.get(ids[m], 0.0), -m))
             if isinstance(decider, Fleet):
                 decider.set_down(down)
@@ -413,14 +414,39 @@ def _reach2(flow: Flow, members: Sequence[int]) -> int:
     return len((first | second) - set(members))
 
 
+def _seed_runs(
+    base: _Base, seed: int, config: StudyConfig, advance: Callable[[int], None]
+) -> list[Run]:
+    payments = generate(base.degree, base.capacity, config.demand, seed)
+    return [run_one(base, s, seed, payments, config, advance) for s in config.scenarios]
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_seed(seed: int) -> list[Run]:
+    """One seed in a worker process (forked: the graph and the base are inherited)."""
+    counter = _WORKER["counter"]
+
+    def advance(n: int) -> None:
+        with counter.get_lock():
+            counter.value += n
+
+    return _seed_runs(_WORKER["base"], seed, _WORKER["config"], advance)
+
+
 def run_study(
     graph: Graph,
     config: StudyConfig,
     on_progress: Callable[[int, int], None] | None = None,
+    *,
+    jobs: int = 1,
 ) -> list[Run]:
-    """Every scenario for every seed; ``on_progress(done, total)`` in payments."""
+    """Every scenario for every seed; ``on_progress(done, total)`` in payments. With ``jobs``
+    > 1 the seeds run in that many forked worker processes (the figures do not change: each
+    seed is computed alone, and the planner's memo only saves time)."""
     base = _Base(graph, config)
-    seeds = range(config.first_seed, config.first_seed + config.seeds)
+    seeds = list(range(config.first_seed, config.first_seed + config.seeds))
     total = config.demand.payments * len(seeds) * len(config.scenarios)
     done = [0]
 
@@ -429,9 +455,22 @@ def run_study(
         if on_progress is not None:
             on_progress(done[0], total)
 
-    runs = []
-    for seed in seeds:
-        payments = generate(base.degree, base.capacity, config.demand, seed)
-        for scenario in config.scenarios:
-            runs.append(run_one(base, scenario, seed, payments, config, advance))
-    return runs
+    jobs = max(1, min(jobs, len(seeds)))
+    if jobs == 1 or "fork" not in mp.get_all_start_methods():
+        return [r for seed in seeds for r in _seed_runs(base, seed, config, advance)]
+    ctx = mp.get_context("fork")
+    counter = ctx.Value("q", 0)
+    _WORKER.update(base=base, config=config, counter=counter)
+    try:
+        with ctx.Pool(jobs) as pool:
+            pending = pool.map_async(_worker_seed, seeds, chunksize=1)
+            while not pending.ready():
+                pending.wait(0.5)
+                if on_progress is not None:
+                    on_progress(int(counter.value), total)
+            per_seed = pending.get()
+    finally:
+        _WORKER.clear()
+    if on_progress is not None:
+        on_progress(total, total)
+    return [r for runs in per_seed for r in runs]

@@ -73,7 +73,7 @@ def summarise(runs: Sequence[Run]) -> dict[str, Any]:
         if kept is not None and kind in summary:
             summary[kind]["share_kept_one_down"] = kept
             estimates = [r.figures["planner_kept_estimate"] for r in by[f"{kind}-down"]]
-            finite = [e for e in estimates if e == e]
+            finite = [e for e in estimates if e >= 0]
             if finite:
                 summary[kind]["planner_kept_estimate"] = interval(finite)
     return {

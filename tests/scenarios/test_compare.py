@@ -89,3 +89,15 @@ def test_bad_input_is_one_line_and_status_2(
     assert needle in err
     assert err.count("\n") == 1
     assert err.startswith("hive sim: ")
+
+
+def test_worker_processes_do_not_change_the_figures() -> None:
+    graph = generate_graph(120, seed=3)
+    config = _config(scenarios=("hive", "uncoordinated"), demand=DemandConfig(payments=300))
+    serial = run_study(graph, config)
+    seen: list[int] = []
+    forked = run_study(graph, config, lambda done, _total: seen.append(done), jobs=2)
+    assert [(r.scenario, r.seed, r.figures) for r in forked] == [
+        (r.scenario, r.seed, r.figures) for r in serial
+    ]
+    assert seen[-1] == 2 * 2 * 300
