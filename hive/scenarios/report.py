@@ -137,10 +137,13 @@ def plots(runs: Sequence[Run], summary: dict[str, Any], out: Path) -> list[Path]
     for name, rs in by.items():
         days = np.array([r.daily_share for r in rs])
         x = np.arange(1, days.shape[1] + 1)
-        ax.plot(x, days.mean(axis=0) * 100, marker="o", label=name)
+        mean = np.array([interval(days[:, d].tolist())[0] for d in range(days.shape[1])]) * 100
+        half = np.array([interval(days[:, d].tolist())[1] for d in range(days.shape[1])]) * 100
+        (line,) = ax.plot(x, mean, marker="o", label=name)
+        ax.fill_between(x, mean - half, mean + half, color=line.get_color(), alpha=0.12)
     ax.set_xlabel("day")
     ax.set_ylabel("payments routed through the scenario's nodes (%)")
-    ax.set_title("Routing share over time (mean over seeds)")
+    ax.set_title("Routing share per day (mean and 95 % CI over seeds)")
     ax.legend()
     files.append(_save(fig, out / "routing_share.png"))
     scen = summary["scenarios"]
@@ -154,15 +157,29 @@ def plots(runs: Sequence[Run], summary: dict[str, Any], out: Path) -> list[Path]
     files.append(_save(fig, out / "income_per_btc.png"))
     kept = {n: scen[n]["share_kept_one_down"] for n in names if "share_kept_one_down" in scen[n]}
     if kept:
-        fig, ax = plt.subplots(figsize=(5, 4))
+        fig, ax = plt.subplots(figsize=(6, 4))
+        x = np.arange(len(kept))
         ax.bar(
-            list(kept),
+            x - 0.2,
             [v[0] * 100 for v in kept.values()],
+            0.4,
             yerr=[v[1] * 100 for v in kept.values()],
             capsize=4,
+            label="measured (routing share after / with nobody down)",
         )
-        ax.set_ylabel("routing share kept with one node down (%)")
-        ax.set_title("Fault tolerance")
+        estimate = [scen[n].get("planner_kept_estimate", (0.0, 0.0)) for n in kept]
+        ax.bar(
+            x + 0.2,
+            [v[0] * 100 for v in estimate],
+            0.4,
+            yerr=[v[1] * 100 for v in estimate],
+            capsize=4,
+            label="the planner's estimate",
+        )
+        ax.set_xticks(x, [f"{n}, one node down" for n in kept])
+        ax.set_ylabel("routing share kept (%)")
+        ax.set_title("Fault tolerance (95 % CI)")
+        ax.legend(fontsize=8)
         files.append(_save(fig, out / "fault_tolerance.png"))
     plt.close("all")
     return files
