@@ -126,3 +126,37 @@ def test_conservation_catches_money_moved_outside_the_ledger() -> None:
     with pytest.raises(RuntimeError, match="without a ledger entry"):
         book.check()
     assert np.all(flow.cap_msat[chan.index] == 0)
+
+
+def test_the_autopilot_proposes_a_popular_nodes_peer_then_the_most_distant_node() -> None:
+    from hive.fleet.plangraph import distances
+    from hive.node.sim.graph import generate_graph
+    from hive.scenarios.compare import StudyConfig, _Base
+    from hive.scenarios.placement import Autopilot, _plan_graph
+
+    base = _Base(generate_graph(120, seed=3), StudyConfig(planner=PlannerConfig(min_age_blocks=0)))
+    flow = base.fresh(1)
+    cfg = PlannerConfig(min_age_blocks=0)
+    pilot = Autopilot(flow, base.node_ids, base.blocks, cfg, base.template.n)
+    rng = random.Random(3)
+    first = pilot.candidates(flow, set(), rng, set(), {})
+    assert set(first) == {"popularity"}  # no peers yet: nothing to be distant from
+    patrons = {int(p) for p in pilot.popular}
+    peers_of_popular = {
+        int(v) for p in patrons for v in flow.pair_dst[flow.indptr[p] : flow.indptr[p + 1]]
+    }
+    assert first["popularity"] in peers_of_popular
+    mine = {first["popularity"]}
+    later = pilot.candidates(flow, mine, rng, set(), {first["popularity"]: 5_000})
+    assert {"popularity", "distance", "earned-fee"} <= set(later)
+    graph = _plan_graph(flow, base.node_ids, base.blocks, cfg.amount_msat)
+    matrix = graph.matrix(hop_cost_msat=cfg.hop_cost_msat, excluded=np.zeros(graph.n, bool))
+    dist = distances(matrix, sorted(mine), min_only=True)[0]
+    ok = pilot.eligible[: graph.n] & np.isfinite(dist)
+    ok[list(mine)] = False
+    assert dist[later["distance"]] == dist[ok].max()
+    assert later["earned-fee"] in set(
+        flow.pair_dst[
+            flow.indptr[first["popularity"]] : flow.indptr[first["popularity"] + 1]
+        ].tolist()
+    )
