@@ -180,7 +180,12 @@ class _Rebalancer:
             if fc.depletion_s is not None:
                 self.closest = min(self.closest, fc.depletion_s / policy.horizon_s)
         self.spent = [(t, f) for t, f in self.spent if now_s - t < policy.budget_window_s]
-        index = {v.peer_id: ids.index(v.peer_id) for v in views} if views else {}
+        index = {
+            ids[c.peer if c.owner == self.node else c.owner]: (
+                c.peer if c.owner == self.node else c.owner
+            )
+            for c in self.book.of(self.node, live_only=True)
+        }
         for need in needs(views, forecasts, policy)[:2]:
             self.needs += 1
             found = sources(need, views, balances, self.members)

@@ -107,12 +107,16 @@ class _Base:
         self.last_plan: Plan | None = None
 
     def start(self) -> None:
+        """Each node's planning and review timers. Their phases belong to the node (drawn from
+        its id, not the seed): the seeds vary the payments, balances and message delays, and
+        runs that reach the same state share the planner's memo."""
         cfg = self.config
         for n in self.nodes:
-            phase = self.rng.uniform(0.0, cfg.plan_every_s)
+            own = random.Random(f"hive-scenarios/timers/{self.ids[n]}")
+            phase = own.uniform(0.0, cfg.plan_every_s)
             self.clock.at(cfg.warmup_s + phase, functools.partial(self._timer, n))
             if cfg.revisit:
-                review = self.rng.uniform(0.0, cfg.review_every_s)
+                review = own.uniform(0.0, cfg.review_every_s)
                 self.clock.at(review, functools.partial(self._review, n))
 
     def _timer(self, node: int) -> None:
