@@ -301,7 +301,7 @@ def run_one(
     if scenario.endswith("-down"):
 
         def fail() -> None:
-            plan = decider.last_plan
+            plan = decider.assess() if isinstance(decider, Fleet) else decider.last_plan
             importance = plan.importance_ppm if plan is not None else {}
             kept_estimate[0] = plan.kept_without_top if plan is not None else -1.0
             down = max(members, key=lambda m: (importance.get(ids[m], 0.0), -m))

@@ -272,6 +272,14 @@ class Fleet(_Base):
             out.append(PlanMember(self.ids[n], seen, self.book.spare_sat(n)))
         return out
 
+    def assess(self) -> Plan:
+        """The plan as the fleet stands now (a member's full view, no locks): its
+        ``importance_ppm`` names the member whose loss costs most, ``kept_without_top`` what
+        the planner expects the fleet to keep without it."""
+        live = [n for n in self.nodes if n not in self.book.down]
+        view = self.view(live[0]) if live else []
+        return self.planner.plan(self.flow, self.ids, self.graph_key(), view, self.planner_cfg)
+
     def decide(self, node: int) -> None:
         member = self.members[node]
         room = self.config.max_live - self.live_count(node)
