@@ -8,11 +8,15 @@ and one per direction ``2 * c + d`` (d = 0: ``node1`` forwards to ``node2``), as
 ``u -> v`` costs ``u``'s fee for the amount (nothing on the sender's own channels), plus a
 per-hop charge, plus a probability charge ``risk * amount * -log(1 - amount / capacity)`` (the
 uniform-balance success prior that Pickhardt payments, CLN's askrene and LND's probability
-estimator build on). scipy's C Dijkstra runs once per attempt over the cheapest of the parallel
-channels between each pair. The HTLC then walks the path against the **current** balances: the
-first hop whose sender lacks the outbound fails the attempt (a failed forward for lack of
-liquidity); the sender drops that channel and retries, up to ``attempts`` times. On success
-every hop moves its amount (the downstream amount plus its own fee) across its channel.
+estimator build on); channels smaller than the amount are left out. A compiled Dijkstra
+(:mod:`hive.scenarios.pathfind`) searches from both ends at once, prices each hop as it
+reaches it for the exact amount, and stops as soon as the cheapest path is known, once per
+attempt (parallel channels are separate edges, so the cheapest of them wins). The arrays it
+reads are rebuilt after any change of structure or fees (:meth:`Flow.invalidate`). The HTLC
+then walks the path against the **current** balances: the first hop whose sender lacks the
+outbound fails the attempt (a failed forward for lack of liquidity); the sender drops that
+channel and retries, up to ``attempts`` times. On success every hop moves its amount (the
+downstream amount plus its own fee) across its channel.
 
 The ledger records per node: paid, received, fees earned and fees paid, so every figure comes
 from the payments that flowed, and :meth:`Flow.holdings` lets a test check conservation.
@@ -25,15 +29,14 @@ from collections.abc import Callable, Sequence
 import attrs
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
-from scipy.sparse.csgraph import dijkstra
 
 from hive.node.sim.graph import ROUTABLE, Graph
+from hive.scenarios.pathfind import Workspace, cheapest_path, sides, workspace
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-BIG = 1e18
+MAX_HOPS = 30  # a longer cheapest path counts as no path
 
 
 @attrs.frozen
@@ -81,6 +84,8 @@ class Flow:
         self.fees_paid = np.zeros(n_nodes, dtype=np.int64)
         self.forwarded = np.zeros(n_nodes, dtype=np.int64)
         self.no_liquidity = np.zeros(n_nodes, dtype=np.int64)  # failed forwards (as forwarder)
+        self._work: Workspace | None = None
+        self._views_stale = False
         self._index()
 
     @classmethod
@@ -130,39 +135,117 @@ class Flow:
     def set_offline(self, node: int) -> None:
         """The node is down: none of its channels forwards in either direction."""
         touching = np.flatnonzero((self.node1 == node) | (self.node2 == node))
-        self.routable[2 * touching] = False
-        self.routable[2 * touching + 1] = False
-        self._index()
+        self._disable(np.concatenate([2 * touching, 2 * touching + 1]))
+
+    def close_channel(self, channel: int) -> None:
+        """The channel closes: it forwards no more. What each side held stays in
+        :meth:`holdings` (it goes back on chain to its owner), so conservation still holds."""
+        self._disable(np.array([2 * channel, 2 * channel + 1], dtype=np.int64))
+
+    def set_fee(self, edge: int, base_msat: int, ppm: int) -> None:
+        """The forwarding side of directed ``edge`` announces a new fee (priced from the next
+        path on, patched into the routing arrays without rebuilding them)."""
+        self.base[edge] = base_msat
+        self.ppm[edge] = ppm
+        if not self._stale and self._pos[edge] >= 0:
+            pos = int(self._pos[edge])
+            for side, at in ((self._fwd, pos), (self._bwd, int(self._bwd_at[pos]))):
+                side.base[at] = float(self.base[edge])
+                side.rate[at] = float(self.ppm[edge]) / 1e6
+
+    def _disable(self, edges: IntArray) -> None:
+        """Take directed edges out of routing: patched in place (an infinite 1 / capacity
+        leaves them out of every search); the pair views are rebuilt when next read."""
+        self.routable[edges] = False
+        if self._stale:
+            return
+        pos = self._pos[edges]
+        pos = pos[pos >= 0]
+        self._fwd.inv_cap[pos] = np.inf
+        self._bwd.inv_cap[self._bwd_at[pos]] = np.inf
+        self._pos[edges] = -1
+        self._views_stale = True
 
     def _index(self) -> None:
+        """Structure changed: the directed-edge ends now, the routing arrays on next use."""
         c = len(self.node1)
         src = np.empty(2 * c, dtype=np.int64)
         dst = np.empty(2 * c, dtype=np.int64)
         src[0::2], dst[0::2] = self.node1, self.node2
         src[1::2], dst[1::2] = self.node2, self.node1
         self.src, self.dst = src, dst
+        self._stale = True
+
+    def invalidate(self) -> None:
+        """Rebuild what routing reads from the arrays before the next path is computed.
+
+        :meth:`add_node` and :meth:`add_channel` rebuild (on the next path); :meth:`set_fee`,
+        :meth:`set_offline` and :meth:`close_channel` patch the arrays in place. Code that
+        writes :attr:`base`, :attr:`ppm`, :attr:`routable` or :attr:`cap_msat` directly must
+        call this, or routing keeps pricing the old values."""
+        self._index()
+
+    def _routing_arrays(self) -> None:
+        if not self._stale:
+            return
+        src, dst = self.src, self.dst
         edges = np.flatnonzero(self.routable)
         key = src[edges] * self.n + dst[edges]
         order = np.argsort(key, kind="stable")
-        self.edges = edges[order]  # routable directed edges, grouped by (src, dst) pair
+        # routable directed edges sorted by (src, dst): parallel channels side by side, in id order
+        e = self._edges = np.ascontiguousarray(edges[order])
+        # the same per (src, dst) pair: the peers each node can forward to
         key = key[order]
         first = np.ones(len(key), dtype=bool)
         first[1:] = key[1:] != key[:-1]
-        self.group_start = np.flatnonzero(first)
-        pair_src = src[self.edges[self.group_start]]
-        self.pair_dst = dst[self.edges[self.group_start]]
-        self.indptr = np.searchsorted(pair_src, np.arange(self.n + 1)).astype(np.int32)
-        e = self.edges
-        self._e_base = self.base[e].astype(np.float64)
-        self._e_rate = self.ppm[e].astype(np.float64) / 1e6
-        self._e_inv_cap = 1.0 / self.cap_msat[e // 2].astype(np.float64)
-        self._e_dst = dst[e]
-        self._pair_dst32 = self.pair_dst.astype(np.int32)
-        self._edge_lo = np.append(self.group_start, len(e))
+        self._pair_dst = dst[e[first]]
+        self._indptr = np.searchsorted(src[e[first]], np.arange(self.n + 1)).astype(np.int32)
+        self._e_src = np.ascontiguousarray(src[e])
+        self._fwd, self._bwd = sides(
+            self.n,
+            self._e_src,
+            dst[e],
+            e,
+            self.base[e].astype(np.float64),
+            self.ppm[e].astype(np.float64) / 1e6,
+            1.0 / self.cap_msat[e // 2].astype(np.float64),
+        )
+        self._bwd_at = np.empty(len(e), dtype=np.int64)  # forward position -> backward position
+        self._bwd_at[self._bwd.pos] = np.arange(len(e))
+        self._pos = np.full(len(self.src), -1, dtype=np.int64)  # directed edge -> position
+        self._pos[e] = np.arange(len(e))
+        self._views_stale = False
+        if (
+            self._work is None
+            or self._work.dist.shape[1] != self.n
+            or len(e) + 1 > self._work.heap_d.shape[1]
+        ):
+            self._work = workspace(self.n, len(e))
+        self._stale = False
 
-    def _edge_span(self, node: int) -> tuple[int, int]:
-        """The slice of :attr:`edges` leaving ``node``."""
-        return int(self._edge_lo[self.indptr[node]]), int(self._edge_lo[self.indptr[node + 1]])
+    def _views(self) -> None:
+        """The arrays current, including the views that in-place patches leave stale."""
+        if self._views_stale:
+            self._stale = True
+        self._routing_arrays()
+
+    @property
+    def edges(self) -> IntArray:
+        """The routable directed edges, sorted by (src, dst)."""
+        self._views()
+        return self._edges
+
+    @property
+    def indptr(self) -> npt.NDArray[np.int32]:
+        """CSR row pointers over :attr:`pair_dst`: node ``u``'s peers are
+        ``pair_dst[indptr[u]:indptr[u + 1]]`` (each once, however many channels)."""
+        self._views()
+        return self._indptr
+
+    @property
+    def pair_dst(self) -> IntArray:
+        self._views()
+        return self._pair_dst
 
     # --- balances -----------------------------------------------------------------------------
 
@@ -205,42 +288,26 @@ class Flow:
         avoid: int = -1,
     ) -> tuple[int, ...] | None:
         """The sender's cheapest path (directed edges), or None. ``avoid``: a node not to cross."""
-        e = self.edges
-        amount = float(amount_msat)
-        w = self._e_base + amount * self._e_rate
-        # the sender pays no fee on its own channels (its edges are contiguous: sorted by src)
-        lo, hi = self._edge_span(sender)
-        w[lo:hi] = 0.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = amount * self._e_inv_cap
-            w += self.config.hop_cost_msat - self.config.risk * amount * np.log1p(-ratio)
-        w[ratio >= 1.0] = BIG
-        if banned:
-            w[np.isin(e, np.asarray(banned))] = BIG
-        if avoid >= 0:
-            a_lo, a_hi = self._edge_span(avoid)
-            w[a_lo:a_hi] = BIG
-            w[self._e_dst == avoid] = BIG
-        best = np.minimum.reduceat(w, self.group_start) if len(w) else w
-        matrix = sp.csr_array(
-            (best, self.pair_dst.astype(np.int32), self.indptr), shape=(self.n, self.n)
+        self._routing_arrays()
+        work = self._work
+        assert work is not None  # built with the arrays
+        path = cheapest_path(
+            self._fwd,
+            self._bwd,
+            self._e_src,
+            sender,
+            receiver,
+            float(amount_msat),
+            float(self.config.hop_cost_msat),
+            float(self.config.risk),
+            np.asarray(banned, dtype=np.int64),
+            avoid,
+            MAX_HOPS,
+            work,
         )
-        dist, pred = dijkstra(matrix, indices=sender, return_predecessors=True)
-        if not dist[receiver] < BIG / 2:
+        if len(path) == 0 and sender != receiver:
             return None
-        hops: list[int] = []
-        v = receiver
-        while v != sender:
-            u = int(pred[v])
-            lo = int(self.indptr[u])
-            k = lo + int(np.searchsorted(self.pair_dst[lo : self.indptr[u + 1]], v))
-            start = self.group_start[k]
-            stop = self.group_start[k + 1] if k + 1 < len(self.group_start) else len(e)
-            hops.append(int(e[start + int(np.argmin(w[start:stop]))]))
-            v = u
-            if len(hops) > 30:
-                return None
-        return tuple(reversed(hops))
+        return tuple(path.tolist())
 
     def hop_amounts(self, path: Sequence[int], amount_msat: int) -> list[int]:
         """What each hop carries: the amount plus the fees of the hops after it."""
@@ -270,12 +337,14 @@ class Flow:
 
         ``on_forward(node, in_edge, out_edge, in_msat, out_msat)`` is called for each forward."""
         amounts = self.hop_amounts(path, amount_msat)
-        short = np.flatnonzero(self.outbound(np.asarray(path)) < np.asarray(amounts))
-        if len(short):
-            bad = path[int(short[0])]
-            if int(short[0]) > 0:
-                self.no_liquidity[self.src[bad]] += 1
-            return Attempt(False, tuple(path), 0, bad)
+        bal1, cap = self.bal1, self.cap_msat
+        for i, e in enumerate(path):  # a few hops: plain indexing beats array calls here
+            c = e // 2
+            have = bal1[c] if e % 2 == 0 else cap[c] - bal1[c]
+            if have < amounts[i]:
+                if i > 0:
+                    self.no_liquidity[self.src[e]] += 1
+                return Attempt(False, tuple(path), 0, e)
         self.settle(path, amounts)
         fee = amounts[0] - amount_msat
         self.paid[sender] += amounts[0]
