@@ -49,10 +49,13 @@ class Chan:
 def set_live(flow: Flow, channels: Iterable[int], live: bool) -> None:
     """Both directions of ``channels`` forward (or not) from now on."""
     c = np.fromiter(channels, dtype=np.int64)
-    if len(c):
-        flow.routable[2 * c] = live
-        flow.routable[2 * c + 1] = live
-        flow._index()
+    if not live:
+        for channel in c.tolist():
+            flow.close_channel(channel)  # patched into the routing arrays in place
+    elif len(c):
+        flow.routable[2 * c] = True
+        flow.routable[2 * c + 1] = True
+        flow.invalidate()
 
 
 class ChannelBook:
@@ -169,9 +172,9 @@ class ChannelBook:
             self.wallet_msat[chan.peer] += theirs
         else:
             self.withdrawn_msat[chan.peer] += theirs
-        flow.bal1[c] = 0
-        flow.cap_msat[c] = 0
         set_live(flow, [c], False)
+        flow.bal1[c] = 0
+        flow.cap_msat[c] = 0  # out of routing already: nothing reads its capacity again
         chan.closed_s = now_s
         self.closes += 1
         self.version += 1

@@ -46,9 +46,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--payments",
         type=int,
-        default=1200,
+        default=50_000,
         metavar="P",
-        help="payments per seed over the period (default 1200)",
+        help="payments per seed over the period, the whole network's (default 50,000)",
     )
     parser.add_argument(
         "--days", type=float, default=7.0, metavar="D", help="simulated period (default 7)"
