@@ -173,11 +173,13 @@ SUBCOMMANDS: list[Subcommand] = [
         help="the value study: a Hive fleet against uncoordinated nodes and one whale",
         description=(
             "Compare, on one channel graph with one seeded demand and the same capital, a Hive "
-            "fleet of N nodes (channels from the real coverage planner, zero fees and "
-            "rebalancing between members), N uncoordinated nodes (a CLBOSS-like autopilot, "
-            "rebalancing at market fees) and one whale with N times the capital; optionally "
-            "with one node down. Prints a table (mean and 95% confidence interval over the "
-            "seeds) and writes JSON, CSV, Markdown and PNG plots. See docs/VALUE.md."
+            "fleet of N nodes (each member plans with the real coverage planner and claims "
+            "targets through the real intent locks; zero fees and rebalancing between "
+            "members), N uncoordinated nodes (a CLBOSS-like autopilot), N independent nodes "
+            "(our planner alone each) and one whale with N times the capital; optionally with "
+            "one node down from mid-period. Every node closes idle channels and reopens. "
+            "Prints a table (mean and 95% confidence interval over the seeds) and writes "
+            "JSON, CSV, Markdown and PNG plots. See docs/VALUE.md."
         ),
         configure=sim_cli.configure,
         run=sim_cli.run,

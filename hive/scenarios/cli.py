@@ -11,13 +11,15 @@ import attrs
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from hive.fleet.plantypes import PlannerConfig
 from hive.node.sim.graph import Graph, GraphFileError, default_graph_path, generate_graph
 from hive.scenarios.compare import SCENARIOS, StudyConfig, run_study
+from hive.scenarios.deciders import DecisionConfig
 from hive.scenarios.demand import DemandConfig
 from hive.scenarios.graphfile import load_graph_file
 from hive.scenarios.report import write
 
-DEFAULT_SCENARIOS = ("hive", "uncoordinated", "whale", "hive-down")
+DEFAULT_SCENARIOS = ("hive", "uncoordinated", "independent", "whale", "hive-down")
 
 
 class SimError(ValueError):
@@ -44,9 +46,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--payments",
         type=int,
-        default=1200,
+        default=50_000,
         metavar="P",
-        help="payments per seed over the period (default 1200)",
+        help="payments per seed over the period, the whole network's (default 50,000)",
     )
     parser.add_argument(
         "--days", type=float, default=7.0, metavar="D", help="simulated period (default 7)"
@@ -65,7 +67,33 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="SAT",
         help="median payment (log-normal amounts, sigma 1.5; default 20,000)",
     )
-    parser.add_argument("--seeds", type=int, default=5, metavar="K", help="seeds (default 5)")
+    parser.add_argument(
+        "--seeds", type=int, default=5, metavar="K", help="seeds, 1 to 100 (default 5)"
+    )
+    parser.add_argument(
+        "--grace-days",
+        type=float,
+        default=2.0,
+        metavar="D",
+        help="every node closes a channel that forwarded nothing for D days and spends the "
+        "capital again (default 2; 0: channels are never revisited)",
+    )
+    parser.add_argument(
+        "--robustness",
+        type=float,
+        default=PlannerConfig().robustness,
+        metavar="R",
+        help="the planner's robustness weight, which spreads routing over members so one "
+        f"member down costs less (default {PlannerConfig().robustness:g}, the product's)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        metavar="J",
+        help="worker processes, one seed each at a time (default 2; the figures do not "
+        "depend on it)",
+    )
     parser.add_argument(
         "--scenarios",
         default=",".join(DEFAULT_SCENARIOS),
@@ -100,6 +128,12 @@ def options(args: argparse.Namespace) -> StudyConfig:
         raise SimError(f"--payments {args.payments}: give 1 to 10,000,000")
     if not 0 < args.days <= 365:
         raise SimError(f"--days {args.days}: give a period of up to 365 days")
+    if not 0 <= args.grace_days <= 365:
+        raise SimError(f"--grace-days {args.grace_days}: give 0 to 365")
+    if not 0 <= args.robustness <= 100:
+        raise SimError(f"--robustness {args.robustness}: give 0 to 100")
+    if not 1 <= args.jobs <= 64:
+        raise SimError(f"--jobs {args.jobs}: give 1 to 64")
     try:
         demand = DemandConfig(
             payments=args.payments,
@@ -109,12 +143,17 @@ def options(args: argparse.Namespace) -> StudyConfig:
         )
     except ValueError as exc:
         raise SimError(str(exc)) from exc
+    decisions = DecisionConfig(
+        grace_s=max(1.0, args.grace_days * 86400.0), revisit=args.grace_days > 0
+    )
     return StudyConfig(
         nodes=args.nodes,
         capital_sat=args.capital,
         seeds=args.seeds,
         scenarios=scenarios,
         demand=demand,
+        planner=attrs.evolve(PlannerConfig(), robustness=args.robustness),
+        decisions=decisions,
     )
 
 
@@ -152,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         def on_progress(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        runs = run_study(graph, config, on_progress)
+        runs = run_study(graph, config, on_progress, jobs=args.jobs)
     wall = time.monotonic() - started
     try:
         _, table, pngs = write(runs, config, args.out, wall, label)

@@ -22,11 +22,19 @@ FIGURES = (
     ("forwarded_sat", "forwarded (sat)", "{:,.0f}"),
     ("fee_income_sat", "fee income (sat)", "{:,.1f}"),
     ("income_per_btc_sat", "income per BTC (sat)", "{:,.1f}"),
+    ("rebalances", "rebalancing moves", "{:,.1f}"),
+    ("rebalance_needs", "channels forecast to run dry (gate asked)", "{:,.1f}"),
     ("rebalance_fees_sat", "rebalancing fees (sat)", "{:,.1f}"),
+    ("rebalance_market_sat", "same moves at market fees (sat)", "{:,.1f}"),
+    ("net_income_sat", "net income: fees - rebalancing - on-chain (sat)", "{:,.0f}"),
     ("success_rate", "network success", "{:.2%}"),
     ("failed_no_liquidity", "failed forwards, no liquidity", "{:,.1f}"),
     ("onchain_fees_sat", "on-chain fees (sat)", "{:,.0f}"),
+    ("opens", "opens", "{:,.1f}"),
+    ("closes", "closes", "{:,.1f}"),
     ("overlapping_channels", "overlapping channels", "{:,.1f}"),
+    ("duplicate_channels", "duplicate channels", "{:,.1f}"),
+    ("lock_conflicts", "lock conflicts", "{:,.1f}"),
     ("reach_2_hops", "destinations within 2 hops", "{:,.0f}"),
 )
 
@@ -50,22 +58,29 @@ def summarise(runs: Sequence[Run]) -> dict[str, Any]:
         summary[name] = {key: interval([r.figures[key] for r in rs]) for key, _, _ in FIGURES}
     share = {name: {r.seed: r.figures["routing_share"] for r in rs} for name, rs in by.items()}
 
-    def ratio(num: str, den: str) -> tuple[float, float] | None:
-        if num not in share or den not in share:
+    late = {n: {r.seed: r.figures["share_after_down_at"] for r in rs} for n, rs in by.items()}
+
+    def ratio(num: str, den: str, of: dict[str, dict[int, float]] = share) -> Any:
+        if num not in of or den not in of:
             return None
-        values = [share[num][s] / share[den][s] for s in share[num] if share[den].get(s, 0.0) > 0]
+        values = [of[num][s] / of[den][s] for s in of[num] if of[den].get(s, 0.0) > 0]
         return interval(values) if values else None
 
-    kept = ratio("hive-down", "hive")
-    if kept is not None:
-        summary["hive"]["share_kept_one_down"] = kept
-    if "whale" in summary:
-        whale_kept = ratio("whale-down", "whale")
-        summary["whale"]["share_kept_one_down"] = whale_kept or (0.0, 0.0)
+    # The fault figure: the share after the node went down, against the same payments' share
+    # in the same scenario with nobody down.
+    for kind in ("hive", "whale"):
+        kept = ratio(f"{kind}-down", kind, late)
+        if kept is not None and kind in summary:
+            summary[kind]["share_kept_one_down"] = kept
+            estimates = [r.figures["planner_kept_estimate"] for r in by[f"{kind}-down"]]
+            finite = [e for e in estimates if e >= 0]
+            if finite:
+                summary[kind]["planner_kept_estimate"] = interval(finite)
     return {
         "scenarios": summary,
         "fleet_vs_whale": ratio("hive", "whale"),
         "fleet_vs_uncoordinated": ratio("hive", "uncoordinated"),
+        "fleet_vs_independent": ratio("hive", "independent"),
     }
 
 
@@ -87,10 +102,14 @@ def markdown(summary: dict[str, Any], config: StudyConfig, wall_s: float | None)
     if any(k is not None for k in kept):
         cells = [_cell(k, "{:.0%}") if k is not None else "" for k in kept]
         lines.append("| share kept, one node down | " + " | ".join(cells) + " |")
+        est = [scen[n].get("planner_kept_estimate") for n in names]
+        cells = [_cell(k, "{:.0%}") if k is not None else "" for k in est]
+        lines.append("| planner's estimate of it | " + " | ".join(cells) + " |")
     lines.append("")
     for key, label in (
         ("fleet_vs_whale", "fleet's routing share / whale's"),
         ("fleet_vs_uncoordinated", "fleet's routing share / uncoordinated nodes'"),
+        ("fleet_vs_independent", "fleet's routing share / independent nodes'"),
     ):
         value = summary.get(key)
         if value is not None:
@@ -118,10 +137,13 @@ def plots(runs: Sequence[Run], summary: dict[str, Any], out: Path) -> list[Path]
     for name, rs in by.items():
         days = np.array([r.daily_share for r in rs])
         x = np.arange(1, days.shape[1] + 1)
-        ax.plot(x, days.mean(axis=0) * 100, marker="o", label=name)
+        mean = np.array([interval(days[:, d].tolist())[0] for d in range(days.shape[1])]) * 100
+        half = np.array([interval(days[:, d].tolist())[1] for d in range(days.shape[1])]) * 100
+        (line,) = ax.plot(x, mean, marker="o", label=name)
+        ax.fill_between(x, mean - half, mean + half, color=line.get_color(), alpha=0.12)
     ax.set_xlabel("day")
     ax.set_ylabel("payments routed through the scenario's nodes (%)")
-    ax.set_title("Routing share over time (mean over seeds)")
+    ax.set_title("Routing share per day (mean and 95 % CI over seeds)")
     ax.legend()
     files.append(_save(fig, out / "routing_share.png"))
     scen = summary["scenarios"]
@@ -135,15 +157,29 @@ def plots(runs: Sequence[Run], summary: dict[str, Any], out: Path) -> list[Path]
     files.append(_save(fig, out / "income_per_btc.png"))
     kept = {n: scen[n]["share_kept_one_down"] for n in names if "share_kept_one_down" in scen[n]}
     if kept:
-        fig, ax = plt.subplots(figsize=(5, 4))
+        fig, ax = plt.subplots(figsize=(6, 4))
+        x = np.arange(len(kept))
         ax.bar(
-            list(kept),
+            x - 0.2,
             [v[0] * 100 for v in kept.values()],
+            0.4,
             yerr=[v[1] * 100 for v in kept.values()],
             capsize=4,
+            label="measured (routing share after / with nobody down)",
         )
-        ax.set_ylabel("routing share kept with one node down (%)")
-        ax.set_title("Fault tolerance")
+        estimate = [scen[n].get("planner_kept_estimate", (0.0, 0.0)) for n in kept]
+        ax.bar(
+            x + 0.2,
+            [v[0] * 100 for v in estimate],
+            0.4,
+            yerr=[v[1] * 100 for v in estimate],
+            capsize=4,
+            label="the planner's estimate",
+        )
+        ax.set_xticks(x, [f"{n}, one node down" for n in kept])
+        ax.set_ylabel("routing share kept (%)")
+        ax.set_title("Fault tolerance (95 % CI)")
+        ax.legend(fontsize=8)
         files.append(_save(fig, out / "fault_tolerance.png"))
     plt.close("all")
     return files

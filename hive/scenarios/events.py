@@ -1,0 +1,30 @@
+"""A discrete-event clock for one run: callbacks at simulated times, in time order."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now_s = 0.0
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = 0
+
+    @property
+    def now_ms(self) -> int:
+        return int(self.now_s * 1000)
+
+    def at(self, t_s: float, fn: Callable[[], None]) -> None:
+        """Call ``fn`` at ``t_s`` (never earlier than now); same-time calls keep their order."""
+        self._seq += 1
+        heapq.heappush(self._heap, (max(t_s, self.now_s), self._seq, fn))
+
+    def run_until(self, t_s: float) -> None:
+        """Everything due up to and including ``t_s``; then the clock reads ``t_s``."""
+        while self._heap and self._heap[0][0] <= t_s:
+            when, _, fn = heapq.heappop(self._heap)
+            self.now_s = when
+            fn()
+        self.now_s = max(self.now_s, t_s)
