@@ -134,7 +134,11 @@ class LockTimers:
     retransmit_ms: int = 2_000  # resend the intent to members whose promise is missing
     max_intents_per_holder: int = 8
     max_promises: int = 2_000
-    taken_ms: int = 3_600_000  # after an outcome "opened", refuse intents for the target this long
+    # After an outcome "opened", refuse intents for the target this long: until gossip can show
+    # the channel, which takes the funding's confirmations (6 blocks, about 1 h), its
+    # announcement and the propagation to every member. 1 h let a duplicate through in the
+    # value study (docs/VALUE.md); 6 h leaves margin for slow blocks.
+    taken_ms: int = 6 * 3_600_000
 
 
 @attrs.define
