@@ -26,22 +26,26 @@ import collections
 import functools
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 import nacl.signing
 import trio
 
+from hive.actors.governance.revoke import (
+    REVOKE_MEMBER,
+    REVOKE_MEMBER_SPEC,
+    Revoke,
+    RevokeMemberExecutor,
+)
 from hive.config import StrategyConfig
 from hive.errors import NodeError, TransientError
 from hive.fleet.reputation import Inputs, score
 from hive.governance.api import EngineApi, ExecutionFailed, Refused
-from hive.governance.kinds import KindSpec, _only, node_id_param, text_param
-from hive.governance.proposal import Cost, Draft, ExecutionResult, Proposal
+from hive.governance.proposal import Cost, Draft
 from hive.node.port import ChannelState, Forwarded, NodeEvent, NodeId, NodePort, PeerConnected
 from hive.protocol.gossip.state import ReputationNote
-from hive.protocol.membership.roster import MemberStatus
 from hive.protocol.strategy import (
     CommitBody,
     InboundShare,
@@ -85,27 +89,6 @@ SLACK_MS = HOUR_MS  # a member's forward settles a little after the issuer's
 KEEP_MS = 32 * 86_400_000  # observations kept: the longest window plus the grace
 MAX_BUCKETS = 20_000  # unsaved buckets between flushes (beyond: dropped and counted)
 FALSE_NOTE = "strategy-false"
-REVOKE_MEMBER = "revoke-member"
-
-
-def _revoke_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    _only(params, REVOKE_MEMBER, {"member"}, {"reason"})
-    return {
-        "member": node_id_param(params, "member", REVOKE_MEMBER),
-        "reason": text_param(params, "reason", REVOKE_MEMBER),
-    }
-
-
-REVOKE_MEMBER_SPEC = KindSpec(
-    REVOKE_MEMBER,
-    _revoke_params,
-    "Revoke member from the hive (hive-revoke) for reason; only an admin's node can execute it.",
-    # A report can look false for reasons no limit bounds (our own payments outside Hive
-    # through the issuer, docs/REPUTATION.md): a person decides, in every mode.
-    operator_decides=True,
-)
-
-Revoke = Callable[[NodeId, str], Awaitable[Any]]
 
 
 def _events_dropped(transport: Any) -> int:
@@ -772,33 +755,3 @@ class Strategy:
                 and held.verdict == "consistent"
             }
         )
-
-
-class RevokeMemberExecutor:
-    """Revokes through the hive-revoke path when this node is an admin; refused otherwise."""
-
-    def __init__(self, strategy: Strategy) -> None:
-        self.strategy = strategy
-
-    async def execute(self, proposal: Proposal) -> ExecutionResult:
-        m = self.strategy.membership
-        roster = m.roster
-        member = proposal.params["member"]
-        if roster is None or not roster.is_admin(m.node_id):
-            raise ExecutionFailed(
-                "this node is not an admin of the hive: only an admin's node can revoke "
-                f"{member}; show an admin the evidence (hive-why {proposal.id})"
-            )
-        revoke = self.strategy.revoke
-        if revoke is None:
-            raise ExecutionFailed("the hive-revoke path is not wired on this node")
-        # The runtime's hive-revoke path raises ExecutionFailed with the command's refusal.
-        await revoke(member, proposal.params.get("reason", "") or "revoked")
-        return ExecutionResult(cost=Cost(), calls=(f"hive-revoke {member}",), detail={})
-
-    async def reconcile(self, proposal: Proposal) -> ExecutionResult | None:
-        roster = self.strategy.membership.roster
-        member = bytes.fromhex(proposal.params["member"])
-        if roster is not None and roster.status(member) is MemberStatus.REVOKED:
-            return ExecutionResult(cost=Cost(), calls=(), detail={"reconciled": True})
-        return None
