@@ -232,3 +232,27 @@ async def test_a_planned_open_that_ended_undecided_is_proposed_again(
         assert not {s.id for s in pending} & set(first)
         targets = {status.proposal.target for status in ended if status is not None}
         assert {s.proposal.target for s in pending} & targets
+
+
+async def test_a_stale_member_keeps_its_channels_in_the_plan_without_funds(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A silent member's channels stay in the planner's input (with no funds to open more), as
+    the opener's re-check counts them: leaving them out made the fleet plan the targets it
+    serves and fail the same re-check every interval while it was down (docs/VALUE.md)."""
+    async with make_fleet(tmp_path) as fleet:
+        runtimes = await form(fleet, 2)
+        await wait_converged(runtimes, within_s=120)
+        other = fleet.node_of(runtimes[1])
+        await fleet.node_of(runtimes[1]).open_channel(fleet.network.graph.node_ids[5], 1_000_000)
+        await trio.sleep(CONFIRM_S + 600)
+        planner = runtimes[0].planner
+        assert planner is not None
+        fresh = {m.node_id: m for m in await planner._members()}
+        assert fresh[other.node_id].onchain_sat > 0
+        statemap = planner.fleet.statemap
+        statemap.stale = lambda now_ms: {other.node_id}  # type: ignore[method-assign]
+        stale = {m.node_id: m for m in await planner._members()}
+        assert other.node_id in stale
+        assert stale[other.node_id].peers == fresh[other.node_id].peers != frozenset()
+        assert stale[other.node_id].onchain_sat == 0

@@ -334,14 +334,17 @@ class Planner:
             members[0] = attrs.evolve(members[0], penalty_msat=penalty)
         for member in self.fleet.statemap.members():
             entry = self.fleet.statemap.entry(member)
-            if member == self.node_id or entry is None or member in stale:
+            if member == self.node_id or entry is None:
                 continue
             state = entry.effective
+            # A stale (silent) member keeps its channels in the plan, with no funds to open
+            # more: the opener's re-check counts its channels too, so leaving them out made
+            # the fleet re-plan and fail the same opens every interval while it was down.
             members.append(
                 PlanMember(
                     member,
                     frozenset(edge.peer.hex() for edge in state.topology),
-                    state.liquidity.onchain_sat,
+                    0 if member in stale else state.liquidity.onchain_sat,
                     penalty_msat=penalty if member in leeches else 0,
                 )
             )
