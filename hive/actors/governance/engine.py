@@ -566,6 +566,8 @@ class Engine:
             current = self._open.get(status.id)
             if current is None or current.state not in (S.PENDING, S.APPROVED):
                 return
+            if current.held_by == limit:
+                return  # another task held it meanwhile: one "held" entry per hold
             held = attrs.evolve(current, held_by=limit)
             detail = {"limit": limit, "means": DESCRIPTIONS.get(limit, limit)}
             await self._store_transition(held, current.state, "held", "engine", detail)
