@@ -14,7 +14,10 @@ class Clock:
 
     @property
     def now_ms(self) -> int:
-        return int(self.now_s * 1000)
+        """The time in whole milliseconds, rounded: a callback set for ``due_ms / 1000`` must
+        read ``due_ms`` (truncating read 1001 ms as 1000, so a lock book's timer that is due at
+        1001 found nothing due and asked for 1001 again, for ever)."""
+        return round(self.now_s * 1000)
 
     def at(self, t_s: float, fn: Callable[[], None]) -> None:
         """Call ``fn`` at ``t_s`` (never earlier than now); same-time calls keep their order."""
