@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from hive.scenarios.events import Clock
 
 
@@ -9,8 +11,12 @@ def test_now_ms_reads_the_millisecond_a_callback_was_set_for() -> None:
     # 1001 / 1000.0 * 1000 is 1000.9999999999999 in binary floating point.
     seen: list[int] = []
     clock = Clock()
+
+    def check(due: int) -> None:
+        seen.append(clock.now_ms - due)
+
     for due in (1001, 1015, 2002, 4004, 604_799_999, 302_400_123):
-        clock.at(due / 1000.0, lambda due=due: seen.append(clock.now_ms - due))
+        clock.at(due / 1000.0, functools.partial(check, due))
     clock.run_until(700_000.0)
     assert seen == [0] * 6
 
