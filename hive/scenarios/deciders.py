@@ -6,10 +6,11 @@
 * every ``plan_every_s`` (the actor's interval; each member's timer has its own phase, after the
   actor's warm-up) a member with funds to spend computes the plan **from its own view**: its
   own channels and pending opens, the other members' channels as the fleet state gossips them
-  (``gossip_lag_s`` after they confirm; a member silent for ``stale_after_s`` is left out, as
-  the state map does), and the targets whose intent lock another member holds in its own
-  lock book (``locked``). It takes the opens assigned to itself, at most ``max_live`` in
-  flight, as the actor submits them (the engine is autonomous here: approved at once);
+  (``gossip_lag_s`` after they confirm; a member silent for ``stale_after_s`` keeps its
+  channels with no funds, as the planner actor treats a stale member), and the targets whose
+  intent lock another member holds in its own lock book (``locked``). It takes the opens
+  assigned to itself, at most ``max_live`` in flight, as the actor submits them (the engine
+  is autonomous here: approved at once);
 * each open claims its target through the real intent lock book
   (:class:`hive.protocol.intents.locks.LockBook`, one per member): Intents, Acks, Nacks, Aborts
   and Outcomes travel between members with a seeded delay each (log-normal, median
@@ -261,15 +262,18 @@ class Fleet(_Base):
         pending = frozenset(self.ids[t] for t, s in self.rows[me].items() if s in LIVE)
         out = [PlanMember(self.ids[me], own, self.book.spare_sat(me), pending=pending - own)]
         for n in self.nodes:
-            since = self.down_since.get(n)
-            if n == me or (since is not None and now - since >= self.config.stale_after_s):
+            if n == me:
                 continue
+            since = self.down_since.get(n)
+            stale = since is not None and now - since >= self.config.stale_after_s
             seen = frozenset(
                 self.ids[c.peer if c.owner == n else c.owner]
                 for c in self.book.of(n, live_only=True)
                 if c.live_s is not None and c.live_s + lag <= now
             )
-            out.append(PlanMember(self.ids[n], seen, self.book.spare_sat(n)))
+            # A stale member keeps its last gossiped channels, with no funds (the planner
+            # actor's rule: the opener's re-check counts its channels too).
+            out.append(PlanMember(self.ids[n], seen, 0 if stale else self.book.spare_sat(n)))
         return out
 
     def assess(self) -> Plan:

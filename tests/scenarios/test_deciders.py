@@ -101,6 +101,21 @@ def test_a_member_planning_after_the_lock_ended_is_refused_while_the_target_is_t
     assert fleet.stats.lock_refused == 1
 
 
+def test_a_stale_member_keeps_its_channels_in_the_others_view_with_no_funds() -> None:
+    # The planner actor's rule: the opener's re-check counts a silent member's channels, so the
+    # plan must too, or the fleet re-plans its targets and fails the re-check every hour.
+    fleet, clock, book, nodes = _fleet(3)
+    fleet.decide(nodes[0])
+    clock.run_until(6 * 3600.0)  # funded, confirmed and gossiped
+    fleet.set_down(nodes[0])
+    clock.run_until(6 * 3600.0 + DecisionConfig().stale_after_s + 1)
+    view = {m.node_id: m for m in fleet.view(nodes[1])}
+    down = view[fleet.ids[nodes[0]]]
+    assert down.peers == frozenset({fleet.ids[2]})
+    assert down.onchain_sat == 0
+    assert view[fleet.ids[nodes[2]]].onchain_sat == book.spare_sat(nodes[2]) > 0
+
+
 def test_a_channel_that_never_forwards_is_closed_after_the_grace_period_and_paid_for() -> None:
     solo, clock, book, nodes = _decider(Solo, 1, grace_s=86400.0, review_every_s=3600.0)
     solo.start()
