@@ -63,6 +63,10 @@ class Run:
     seed: int
     figures: dict[str, float]
     daily_share: list[float]
+    # Where the fee income left the scenario's nodes: the busiest exit targets, each with
+    # ``target`` (node id, or "member" for an internal hop), ``fee_sat``, ``forwarded_sat``
+    # and ``channels`` (the scenario's channels to it over the period, closed ones included).
+    exits: list[dict[str, Any]] = attrs.Factory(list)
 
 
 class _Base:
@@ -314,10 +318,16 @@ def run_one(
     fleet_ids = [ids[m] for m in members] if isinstance(decider, Fleet) else []
     rebalancers = {m: _Rebalancer(m, fleet_ids, config.rebalance, book) for m in members}
     routed_box = [False]
+    exit_fee: dict[int, int] = {}  # exit peer -> fees earned forwarding to it (msat)
+    exit_out: dict[int, int] = {}
 
     def on_forward(node: int, in_e: int, out_e: int, in_msat: int, out_msat: int) -> None:
         if node in member_set:
             now = clock.now_s
+            c = out_e // 2
+            peer = int(flow.node2[c]) if int(flow.node1[c]) == node else int(flow.node1[c])
+            exit_fee[peer] = exit_fee.get(peer, 0) + in_msat - out_msat
+            exit_out[peer] = exit_out.get(peer, 0) + out_msat
             book.forwarded(in_e, out_e, in_msat - out_msat, now)
             rebalancers[node].estimator.forwarded(
                 str(in_e // 2), str(out_e // 2), in_msat, out_msat, int(now * 1000)
@@ -403,9 +413,41 @@ def run_one(
         "plans": float(stats.plans),
         "planner_kept_estimate": kept_estimate[0],
         "reach_2_hops": float(_reach2(flow, members)),
+        "top_exit_fee_share": max(exit_fee.values(), default=0) / 1000 / income if income else 0.0,
     }
     share_day = np.divide(routed_day, ok_day, out=np.zeros(days), where=ok_day > 0)
-    return Run(scenario, seed, figures, [float(x) for x in share_day])
+    return Run(
+        scenario,
+        seed,
+        figures,
+        [float(x) for x in share_day],
+        _exits(book, ids, member_set, exit_fee, exit_out),
+    )
+
+
+def _exits(
+    book: ChannelBook,
+    ids: Sequence[str],
+    members: set[int],
+    fee: dict[int, int],
+    out: dict[int, int],
+    top: int = 5,
+) -> list[dict[str, Any]]:
+    """The ``top`` exit targets by the fees the scenario's nodes earned forwarding to them."""
+    channels: dict[int, int] = {}
+    for chan in book.chans:
+        if not chan.internal:
+            channels[chan.peer] = channels.get(chan.peer, 0) + 1
+    ranked = sorted(fee, key=lambda p: (-fee[p], p))[:top]
+    return [
+        {
+            "target": "member" if p in members else ids[p],
+            "fee_sat": fee[p] / 1000,
+            "forwarded_sat": out.get(p, 0) / 1000,
+            "channels": channels.get(p, 0),
+        }
+        for p in ranked
+    ]
 
 
 def _reach2(flow: Flow, members: Sequence[int]) -> int:

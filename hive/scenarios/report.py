@@ -36,6 +36,7 @@ FIGURES = (
     ("duplicate_channels", "duplicate channels", "{:,.1f}"),
     ("lock_conflicts", "lock conflicts", "{:,.1f}"),
     ("reach_2_hops", "destinations within 2 hops", "{:,.0f}"),
+    ("top_exit_fee_share", "fee income through the busiest exit target", "{:.0%}"),
 )
 
 
@@ -78,10 +79,36 @@ def summarise(runs: Sequence[Run]) -> dict[str, Any]:
                 summary[kind]["planner_kept_estimate"] = interval(finite)
     return {
         "scenarios": summary,
+        "exits": {name: _exits(rs) for name, rs in by.items()},
         "fleet_vs_whale": ratio("hive", "whale"),
         "fleet_vs_uncoordinated": ratio("hive", "uncoordinated"),
         "fleet_vs_independent": ratio("hive", "independent"),
     }
+
+
+def _exits(runs: Sequence[Run], top: int = 3) -> list[dict[str, Any]]:
+    """The scenario's busiest exit targets over its seeds: fees and channels per seed (a seed
+    where the target earned nothing counts as zero), and in how many seeds it was among the run's
+    top five exits."""
+    fee: dict[str, float] = {}
+    chans: dict[str, float] = {}
+    seeds: dict[str, int] = {}
+    for r in runs:
+        for e in r.exits:
+            fee[e["target"]] = fee.get(e["target"], 0.0) + e["fee_sat"]
+            chans[e["target"]] = chans.get(e["target"], 0.0) + e["channels"]
+            seeds[e["target"]] = seeds.get(e["target"], 0) + 1
+    count = max(1, len(runs))
+    ranked = sorted(fee, key=lambda t: (-fee[t], t))[:top]
+    return [
+        {
+            "target": t,
+            "fee_sat_per_seed": fee[t] / count,
+            "channels_per_seed": chans[t] / count,
+            "seeds": seeds[t],
+        }
+        for t in ranked
+    ]
 
 
 def _cell(mean_half: tuple[float, float], fmt: str) -> str:
@@ -114,6 +141,22 @@ def markdown(summary: dict[str, Any], config: StudyConfig, wall_s: float | None)
         value = summary.get(key)
         if value is not None:
             lines.append(f"- {label}: {_cell(value, '{:.2f}')} (per seed, then mean ± 95 % CI)")
+    exits = summary.get("exits", {})
+    if any(exits.values()):
+        lines += [
+            "",
+            "Where the fee income left (the busiest exit targets; per seed over the seeds):",
+        ]
+        for name in names:
+            parts = [
+                f"{e['target'][:16]}… {e['fee_sat_per_seed']:,.0f} sat, "
+                f"{e['channels_per_seed']:.1f} channels, {e['seeds']} seeds"
+                if e["target"] != "member"
+                else f"a member (internal hop) {e['fee_sat_per_seed']:,.0f} sat, {e['seeds']} seeds"
+                for e in exits.get(name, [])
+            ]
+            lines.append(f"- {name}: " + ("; ".join(parts) if parts else "no fee income"))
+        lines.append("")
     d = config.demand
     lines.append(
         f"- {config.seeds} seeds; {config.nodes} nodes x {config.capital_sat:,} sat; "

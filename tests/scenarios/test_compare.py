@@ -34,6 +34,7 @@ def test_every_scenario_runs_and_its_figures_come_from_the_flow() -> None:
     assert [(r.scenario, r.seed) for r in runs] == [(s, k) for k in (1, 2) for s in SCENARIOS]
     assert seen[-1] == (2 * 800 * len(SCENARIOS),) * 2
     by = {(r.scenario, r.seed): r.figures for r in runs}
+    by_run = {(r.scenario, r.seed): r for r in runs}
     for seed in (1, 2):
         # The whale is down from the middle of the period: it routes nothing after that.
         assert by["whale-down", seed]["share_after_down_at"] == 0.0
@@ -49,6 +50,14 @@ def test_every_scenario_runs_and_its_figures_come_from_the_flow() -> None:
             assert f["onchain_fees_sat"] >= 2_500 * (f["opens"] + f["closes"])
             assert f["duplicate_channels"] <= f["overlapping_channels"]
             assert f["channels"] <= f["opens"] - f["closes"] + 0.5
+            # The exits split the fee income: each forward's fee is credited to one exit.
+            exits = by_run[s, seed].exits
+            fees = [e["fee_sat"] for e in exits]
+            assert fees == sorted(fees, reverse=True)
+            assert sum(fees) <= f["fee_income_sat"] + 1e-6
+            top = fees[0] / f["fee_income_sat"] if fees and f["fee_income_sat"] else 0.0
+            assert f["top_exit_fee_share"] == pytest.approx(top)
+            assert all(e["channels"] >= 1 or e["target"] == "member" for e in exits)
     summary = summarise(runs)
     assert "fleet_vs_whale" in summary  # None when the whale routed nothing on every seed
     assert any(f["routing_share"] > 0 for f in by.values())  # someone routed something
