@@ -413,15 +413,16 @@ def run_one(
         "plans": float(stats.plans),
         "planner_kept_estimate": kept_estimate[0],
         "reach_2_hops": float(_reach2(flow, members)),
-        "top_exit_fee_share": max(exit_fee.values(), default=0) / 1000 / income if income else 0.0,
     }
+    exits = _exits(book, ids, member_set, exit_fee, exit_out)
+    figures["top_exit_fee_share"] = exits[0]["fee_sat"] / income if exits and income else 0.0
     share_day = np.divide(routed_day, ok_day, out=np.zeros(days), where=ok_day > 0)
     return Run(
         scenario,
         seed,
         figures,
         [float(x) for x in share_day],
-        _exits(book, ids, member_set, exit_fee, exit_out),
+        exits,
     )
 
 
@@ -433,17 +434,24 @@ def _exits(
     out: dict[int, int],
     top: int = 5,
 ) -> list[dict[str, Any]]:
-    """The ``top`` exit targets by the fees the scenario's nodes earned forwarding to them."""
+    """The ``top`` exit targets by the fees the scenario's nodes earned forwarding to them (the
+    internal hops to other members merged into one entry, "member")."""
     channels: dict[int, int] = {}
     for chan in book.chans:
         if not chan.internal:
             channels[chan.peer] = channels.get(chan.peer, 0) + 1
-    ranked = sorted(fee, key=lambda p: (-fee[p], p))[:top]
+    fees: dict[int, int] = {}
+    outs: dict[int, int] = {}
+    for p in fee:
+        key = -1 if p in members else p
+        fees[key] = fees.get(key, 0) + fee[p]
+        outs[key] = outs.get(key, 0) + out.get(p, 0)
+    ranked = sorted(fees, key=lambda p: (-fees[p], -outs[p], p))[:top]
     return [
         {
-            "target": "member" if p in members else ids[p],
-            "fee_sat": fee[p] / 1000,
-            "forwarded_sat": out.get(p, 0) / 1000,
+            "target": "member" if p < 0 else ids[p],
+            "fee_sat": fees[p] / 1000,
+            "forwarded_sat": outs[p] / 1000,
             "channels": channels.get(p, 0),
         }
         for p in ranked

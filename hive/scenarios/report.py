@@ -145,7 +145,7 @@ def markdown(summary: dict[str, Any], config: StudyConfig, wall_s: float | None)
     if any(exits.values()):
         lines += [
             "",
-            "Where the fee income left (the busiest exit targets; per seed over the seeds):",
+            "Where the fee income left (the busiest exit targets, per seed):",
         ]
         for name in names:
             parts = [

@@ -58,6 +58,7 @@ def test_every_scenario_runs_and_its_figures_come_from_the_flow() -> None:
             top = fees[0] / f["fee_income_sat"] if fees and f["fee_income_sat"] else 0.0
             assert f["top_exit_fee_share"] == pytest.approx(top)
             assert all(e["channels"] >= 1 or e["target"] == "member" for e in exits)
+            assert len({e["target"] for e in exits}) == len(exits)  # members merged into one
     summary = summarise(runs)
     assert "fleet_vs_whale" in summary  # None when the whale routed nothing on every seed
     assert any(f["routing_share"] > 0 for f in by.values())  # someone routed something
