@@ -4,7 +4,9 @@ A scenario node holds an on-chain **wallet** (its capital at the start). Opening
 takes ``amount + open fee`` from it; the peer matches ``amount`` from outside the graph (a
 dual-funded open: the node holds half of a channel of twice its commitment, the rule every
 scenario shares). The channel exists in the :class:`~hive.scenarios.flow.Flow` at once but
-forwards nothing until it confirms (``confirm_s`` later, drawn per open). Closing one puts the
+forwards nothing until it confirms (``confirm_s`` later, drawn per open). The scenario node
+charges outsiders ``fee``; the public peer charges what ``peer_fee`` says for it (the driver:
+that node's own median fee over its public channels, not ours). Closing one puts the
 node's side back in its wallet minus the close fee; the peer's side leaves the graph.
 
 Every forward's fee is credited to both of the forwarder's channels it used (the incoming and
@@ -18,7 +20,7 @@ paid + fees earned + matched by it - withdrawn by it - on-chain fees).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 import numpy as np
@@ -68,10 +70,15 @@ class ChannelBook:
         fee: tuple[int, int],
         open_fee_sat: int,
         close_fee_sat: int,
+        *,
+        peer_fee: Callable[[int], tuple[int, int]] | None = None,
     ) -> None:
         self.flow = flow
         self.wallet_msat = {n: w * 1000 for n, w in wallets_sat.items()}
-        self.fee = fee
+        self.fee = fee  # what the scenario's nodes charge outsiders
+        # What a public node charges on a new channel to a scenario node: its own usual fee
+        # (default: the same as ours).
+        self.peer_fee = peer_fee or (lambda _node: fee)
         self.open_fee_sat = open_fee_sat
         self.close_fee_sat = close_fee_sat
         self.chans: list[Chan] = []
@@ -141,7 +148,11 @@ class ChannelBook:
             self.wallet_msat[peer] -= amount_sat * 1000
         else:
             self.matched_msat[peer] += amount_sat * 1000
-        fee_a = fee_b = (0, 0) if internal else self.fee
+        if internal:
+            fee_a = fee_b = (0, 0)
+        else:
+            fee_a = self.fee
+            fee_b = self.fee if peer in self.wallet_msat else self.peer_fee(peer)
         index = self.flow.add_channel(node, peer, 2 * amount_sat, amount_sat * 1000, fee_a, fee_b)
         set_live(self.flow, [index], False)
         chan = Chan(index, node, peer, amount_sat, now_s, internal=internal)

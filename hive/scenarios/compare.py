@@ -90,6 +90,7 @@ class _Base:
         np.add.at(self.capacity, t.node2, t.cap_msat // 1000)
         live = t.routable
         self.fee = (int(np.median(t.base[live])), int(np.median(t.ppm[live])))
+        self.node_fee = _usual_fees(t.src[live], t.base[live], t.ppm[live], t.n, self.fee)
         self.planner = Planner(self.node_ids, self.blocks)
         self.autopilot: Autopilot | None = None
 
@@ -108,6 +109,19 @@ class _Base:
             t.routable,
             t.config,
         )
+
+
+def _usual_fees(
+    src: np.ndarray, base: np.ndarray, ppm: np.ndarray, n: int, default: tuple[int, int]
+) -> list[tuple[int, int]]:
+    """Each node's usual fee: the median base and the median ppm of the directions it
+    forwards on (``default`` for a node that forwards on none)."""
+    out = [default] * n
+    order = np.argsort(src, kind="stable")
+    nodes, starts = np.unique(src[order], return_index=True)
+    for node, part in zip(nodes.tolist(), np.split(order, starts[1:]), strict=True):
+        out[node] = (int(np.median(base[part])), int(np.median(ppm[part])))
+    return out
 
 
 class _Rebalancer:
@@ -254,6 +268,7 @@ def _decider(
         base.fee,
         config.planner.open_fee_sat,
         config.decisions.close_fee_sat,
+        peer_fee=lambda node: base.node_fee[node] if node < len(base.node_fee) else base.fee,
     )
     clock = Clock()
     rng = random.Random(f"hive-scenarios/{scenario.removesuffix('-down')}/{seed}")

@@ -10,6 +10,7 @@ import pytest
 
 from hive.fleet.planner import Plan, PlannedOpen, PlannerConfig
 from hive.scenarios.channels import ChannelBook
+from hive.scenarios.compare import _usual_fees
 from hive.scenarios.deciders import DecisionConfig, Fleet, Solo
 from hive.scenarios.events import Clock
 from hive.scenarios.flow import Flow
@@ -175,3 +176,21 @@ def test_the_autopilot_proposes_a_popular_nodes_peer_then_the_most_distant_node(
             flow.indptr[first["popularity"]] : flow.indptr[first["popularity"] + 1]
         ].tolist()
     )
+
+
+def test_a_public_peer_charges_its_own_usual_fee_on_a_new_channel_and_we_charge_ours() -> None:
+    flow, _ids, nodes, _ = _world(1)
+    book = ChannelBook(
+        flow, {nodes[0]: CAPITAL}, (1000, 100), 2_500, 2_500, peer_fee=lambda n: (0, 4000 + n)
+    )
+    chan = book.open(nodes[0], 2, 2_000_000, 0.0)
+    assert (int(flow.base[2 * chan.index]), int(flow.ppm[2 * chan.index])) == (1000, 100)
+    assert (int(flow.base[2 * chan.index + 1]), int(flow.ppm[2 * chan.index + 1])) == (0, 4002)
+
+
+def test_a_nodes_usual_fee_is_the_median_of_the_directions_it_forwards_on() -> None:
+    src = np.array([0, 0, 0, 2, 1])
+    base = np.array([1000, 0, 500, 7, 1])
+    ppm = np.array([10, 5000, 100, 1, 2])
+    fees = _usual_fees(src, base, ppm, 4, (9, 9))
+    assert fees == [(500, 100), (1, 2), (7, 1), (9, 9)]
