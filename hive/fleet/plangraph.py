@@ -218,6 +218,23 @@ class PlanGraph:
         fees = self.fee_msat[self.enabled]
         return int(np.median(fees)) if len(fees) else 0
 
+    def usual_fee_msat(self) -> FloatArray:
+        """Per node, the median of its own enabled fees for the reference amount (floored to
+        whole msat): what it is likely to charge on a new channel to us (the network median
+        for a node with none)."""
+        out = np.full(self.n, float(self.median_fee_msat()))
+        on = np.flatnonzero(self.enabled)
+        if len(on) == 0:
+            return out
+        src, fee = self.src[on], self.fee_msat[on]
+        order = np.lexsort((fee, src))  # by node, then by fee
+        src, fee = src[order], fee[order]
+        nodes, start, count = np.unique(src, return_index=True, return_counts=True)
+        low = fee[start + (count - 1) // 2]
+        high = fee[start + count // 2]
+        out[nodes] = ((low + high) // 2).astype(np.float64)
+        return out
+
 
 def hashed_sample(node_ids: Sequence[NodeId], weights: FloatArray, k: int, salt: bytes) -> IntArray:
     """``k`` distinct indices drawn with probability proportional to ``weights`` (zero weight:

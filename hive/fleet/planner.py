@@ -6,7 +6,8 @@ docs/PLANNER.md; in short:
 * Payers are modelled by ``sources`` capacity-weighted nodes (a hashed, reproducible sample).
   ``b(v)``, the *baseline*, is the median cost for them to reach ``v`` through the network
   without the fleet (fees for the reference amount plus a per-hop charge).
-* A member ``m`` is entered through one of its peers ``p`` at ``a_m = min_p b(p) + fee + hop``
+* A member ``m`` is entered through one of its peers ``p`` at ``a_m = min_p b(p) + f(p) + hop``
+  (``f(p)``: ``p``'s usual fee, the median of its own fees for the reference amount)
   and reaches ``d`` at ``E_m(d) = fleet_fee + hop + dist(peer, d)`` (nearest peer). A payment to
   ``d`` entering at member ``i`` and leaving at member ``j`` costs ``a_i + E_j(d)``, plus one
   hop when ``i != j`` (the internal hop: zero fee, but pathfinders charge it).
@@ -177,7 +178,9 @@ def plan(
         quant = np.quantile(np.sort(base_rows, axis=0), levels, axis=0, method="lower")
     finite = baseline[np.isfinite(baseline)]
     limit = float(finite.max()) if len(finite) else INF
-    entry_of = baseline + median_fee + hop  # a payer's cost to reach a member through node v
+    # A payer's cost to reach a member through node v: v's own usual fee on its new channel
+    # to the member (a node asking 4,000 ppm everywhere asks it of us too).
+    entry_of = baseline + graph.usual_fee_msat() + hop
     exit_extra = fleet_fee + hop  # member -> its peer
 
     # --- which targets may be considered, and why the others are not -------------------------

@@ -184,3 +184,16 @@ def test_a_fleet_without_funds_plans_nothing_and_says_so() -> None:
     assert result.opens == ()
     assert "no-funds" in result.left_out
     assert "on-chain funds" in (result.why_nothing() or "")
+
+
+def test_a_way_in_is_priced_at_the_peers_own_usual_fee() -> None:
+    # The bridge charges 5,000 + 5,000 ppm on five of its six directions: that is what it would
+    # ask of a member too, so it is no cheap way in (priced at the network median, it was one).
+    g = graph()
+    usual = g.usual_fee_msat()
+    assert usual[g.index[BRIDGE]] == 5_000 + CONFIG.amount_msat * 5_000 // 1_000_000
+    assert usual[g.index[HUBS[0]]] == CONFIG.amount_msat * 10 // 1_000_000 == g.median_fee_msat()
+    result = plan(g, MEMBERS, config=CONFIG)
+    entries = {o.target for o in result.opens if "way in" in o.why}
+    assert len(entries) == len(MEMBERS)
+    assert BRIDGE not in entries
