@@ -122,8 +122,17 @@ def options(args: argparse.Namespace) -> StudyConfig:
         raise SimError(f"--nodes {args.nodes}: give 1 to 50")
     if not 1 <= args.seeds <= 100:
         raise SimError(f"--seeds {args.seeds}: give 1 to 100")
-    if args.capital < 2_000_000:
-        raise SimError(f"--capital {args.capital}: give at least 2,000,000 sat per node")
+    pc = PlannerConfig()
+    # A fleet member funds its ring channel and matches its neighbour's (2 x min_channel_sat
+    # and one open fee), then needs one open's worth above the planner's reserve.
+    least = 3 * pc.min_channel_sat + 2 * pc.open_fee_sat + pc.reserve_sat
+    if args.capital < least:
+        raise SimError(
+            f"--capital {args.capital}: give at least {least:,} sat per node (a fleet member "
+            f"puts {2 * pc.min_channel_sat + pc.open_fee_sat:,} sat into the members' ring "
+            f"and needs {pc.min_channel_sat + pc.open_fee_sat + pc.reserve_sat:,} sat more "
+            "for one open)"
+        )
     if not 1 <= args.payments <= 10_000_000:
         raise SimError(f"--payments {args.payments}: give 1 to 10,000,000")
     if not 0 < args.days <= 365:

@@ -89,6 +89,7 @@ def test_hive_sim_on_the_generated_graph_writes_everything(
         (["--scenarios", "hive,moon"], "unknown ['moon']"),
         (["--nodes", "0"], "--nodes 0"),
         (["--merchant-share", "2"], "merchant_share"),
+        (["--capital", "3104999"], "at least 3,105,000 sat per node"),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(
@@ -111,3 +112,13 @@ def test_worker_processes_do_not_change_the_figures() -> None:
         (r.scenario, r.seed, r.figures) for r in serial
     ]
     assert seen[-1] == 2 * 2 * 300
+
+
+def test_the_least_capital_the_cli_accepts_funds_the_fleets_ring_and_an_open(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 2,000,000 sat was accepted and crashed: the ring alone takes 2,002,500 of each member.
+    argv = ["sim", "--graph", "generated", "--capital", "3105000", "--seeds", "1"]
+    argv += ["--payments", "100", "--days", "1", "--scenarios", "hive,whale"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    assert "hive" in capsys.readouterr().out
