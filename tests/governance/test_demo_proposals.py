@@ -25,7 +25,10 @@ async def test_the_default_demo_shows_the_planners_proposals_and_no_demo_ones(
     out = io.StringIO()
     options = DemoOptions(graph="generated", duration_s=3600, data_dir=tmp_path)
     assert options.proposal_interval_s is None  # the demo proposer is off by default
-    await run_demo(options, out, graph=generate_graph(200, seed=2))
+    # 400 nodes: on 200 or 300 the plan, pricing each way in at the peer's own fee, finds
+    # work for the two members with the cheapest ways in only, and the advisor (hive-1) has
+    # nothing to wait on (on mainnet every member gets its opens).
+    await run_demo(options, out, graph=generate_graph(400, seed=2))
     text = out.getvalue()
     last = text.split("hive demo | simulated")[-1]
     assert "proposals (pending first; by: the proposer while pending, then who decided):" in last
