@@ -219,21 +219,27 @@ class PlanGraph:
         return int(np.median(fees)) if len(fees) else 0
 
     def usual_fee_msat(self) -> FloatArray:
-        """Per node, the median of its own enabled fees for the reference amount (floored to
-        whole msat): what it is likely to charge on a new channel to us (the network median
-        for a node with none)."""
-        out = np.full(self.n, float(self.median_fee_msat()))
-        on = np.flatnonzero(self.enabled)
-        if len(on) == 0:
-            return out
-        src, fee = self.src[on], self.fee_msat[on]
-        order = np.lexsort((fee, src))  # by node, then by fee
-        src, fee = src[order], fee[order]
-        nodes, start, count = np.unique(src, return_index=True, return_counts=True)
-        low = fee[start + (count - 1) // 2]
-        high = fee[start + count // 2]
-        out[nodes] = ((low + high) // 2).astype(np.float64)
+        """Per node, the median of its own enabled fees for the reference amount: what it is
+        likely to charge on a new channel to us (the network median for a node with none)."""
+        on = self.enabled
+        return node_medians(self.src[on], self.fee_msat[on], self.n, float(self.median_fee_msat()))
+
+
+def node_medians(nodes: npt.ArrayLike, values: npt.ArrayLike, n: int, default: float) -> FloatArray:
+    """Per node ``0..n-1``, the median of the non-negative integer ``values`` whose entry in
+    ``nodes`` is that node, floored to an integer (``default`` for a node with none)."""
+    src = np.asarray(nodes, dtype=np.int64)
+    val = np.asarray(values, dtype=np.int64)
+    out = np.full(n, float(default))
+    if len(src) == 0:
         return out
+    order = np.lexsort((val, src))  # by node, then by value
+    src, val = src[order], val[order]
+    first, start, count = np.unique(src, return_index=True, return_counts=True)
+    low = val[start + (count - 1) // 2]
+    high = val[start + count // 2]
+    out[first] = ((low + high) // 2).astype(np.float64)
+    return out
 
 
 def hashed_sample(node_ids: Sequence[NodeId], weights: FloatArray, k: int, salt: bytes) -> IntArray:

@@ -24,6 +24,7 @@ import attrs
 import numpy as np
 
 from hive.fleet.forecast import FlowEstimator
+from hive.fleet.plangraph import node_medians
 from hive.fleet.planner import PlannerConfig
 from hive.fleet.rebalance import RebalancePolicy, balance, justify, needs, sources
 from hive.node.port import ChannelState, ChannelView, FeePolicy
@@ -116,12 +117,9 @@ def _usual_fees(
 ) -> list[tuple[int, int]]:
     """Each node's usual fee: the median base and the median ppm of the directions it
     forwards on (``default`` for a node that forwards on none)."""
-    out = [default] * n
-    order = np.argsort(src, kind="stable")
-    nodes, starts = np.unique(src[order], return_index=True)
-    for node, part in zip(nodes.tolist(), np.split(order, starts[1:]), strict=True):
-        out[node] = (int(np.median(base[part])), int(np.median(ppm[part])))
-    return out
+    bases = node_medians(src, base, n, default[0])
+    ppms = node_medians(src, ppm, n, default[1])
+    return [(int(b), int(p)) for b, p in zip(bases.tolist(), ppms.tolist(), strict=True)]
 
 
 class _Rebalancer:
